@@ -1,0 +1,28 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""A Runner that reads a GPPF config's ``tasks`` dict."""
+from typing import List, Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from gppf_mm.registry import RUNNERS
+
+from .task_config import expand_tasks
+
+
+@RUNNERS.register_module()
+class GPPFRunner(Runner):
+    """MMEngine's Runner for configs with a ``tasks`` dict.
+
+    ``from_cfg`` validates the tasks (before any data is read) and fills the
+    model's per-task algorithms, the per-task dataloaders and evaluators and
+    the SIMT loop's sampling weights from it (see
+    :mod:`gppf_mm.engine.task_config`). Select it in a config with
+    ``runner_type = 'GPPFRunner'``.
+    """
+
+    @classmethod
+    def from_cfg(cls, cfg: Config,
+                 only_tasks: Optional[List[str]] = None) -> 'Runner':
+        cfg = expand_tasks(cfg, only=only_tasks)
+        return super().from_cfg(cfg)

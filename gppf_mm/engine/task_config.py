@@ -1,0 +1,276 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""Turn a config's ``tasks`` dict into the arguments of an MMEngine Runner.
+
+A GPPF config lists its tasks once::
+
+    tasks = dict(
+        coco=dict(
+            algorithm=dict(type='mmdet.MaskRCNN', ...),   # no backbone
+            sample_weight=2.5, loss_weight=1.0,
+            train_dataloader=dict(batch_size=8, dataset=..., sampler=...),
+            val_dataloader=..., val_evaluator=...,
+            test_dataloader=..., test_evaluator=...),
+        ade20k=dict(...))
+
+and :func:`expand_tasks` distributes those parts: the algorithms and loss
+weights go to ``model.tasks``, the dataloaders to ``train_dataloader`` /
+``val_dataloader`` / ``test_dataloader`` (dicts keyed by task), the sampling
+weights to ``train_cfg.task_weights``. Every field is checked first, so a
+broken config fails before any data is read, with a message that names the
+task and the field.
+"""
+import copy
+import numbers
+from typing import Any, List, Optional
+
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope
+
+from gppf_mm.utils.setup_env import scope_of, with_scope
+
+KNOWN_TASK_KEYS = {
+    'algorithm', 'sample_weight', 'loss_weight', 'train_dataloader',
+    'val_dataloader', 'val_evaluator', 'test_dataloader', 'test_evaluator'
+}
+
+
+class TaskConfigError(ValueError):
+    """A task of a GPPF config is malformed."""
+
+
+def _err(task: str, field: str, msg: str) -> TaskConfigError:
+    return TaskConfigError(f'task {task!r}, field {field!r}: {msg}')
+
+
+def _registry_of(scope: str, kind: str):
+    import importlib
+    module = importlib.import_module(f'{scope}.registry')
+    return getattr(module, kind)
+
+
+def _lookup(task: str, field: str, cfg: Any, kind: str,
+            default_scope: str) -> type:
+    """Find the class a config names, in the config's own library."""
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise _err(task, field, f'must be a dict with a "type", got {cfg!r}')
+    scope = scope_of(cfg) or default_scope
+    type_name = str(cfg['type']).split('.', 1)[-1] if scope_of(
+        cfg) and str(cfg['type']).startswith(scope + '.') else cfg['type']
+    if not isinstance(type_name, str):
+        return type_name
+    try:
+        registry = _registry_of(scope, kind)
+    except (ImportError, AttributeError):
+        raise _err(task, field, f'unknown library scope {scope!r}') from None
+    with DefaultScope.overwrite_default_scope(scope):
+        found = registry.get(type_name)
+    if found is None:
+        raise _err(
+            task, f'{field}.type',
+            f'{cfg["type"]!r} is not a registered {kind.lower()} type of '
+            f'{scope}')
+    return found
+
+
+def _head_num_classes(algorithm: dict) -> List[tuple]:
+    """``(field, num_classes)`` of every head of an algorithm config."""
+    found = []
+
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = f'{path}.{key}' if path else key
+                if key == 'num_classes' and isinstance(value, int):
+                    found.append((sub, value))
+                elif key not in ('train_cfg', 'test_cfg'):
+                    visit(value, sub)
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                visit(value, f'{path}[{i}]')
+
+    visit(algorithm, 'algorithm')
+    return found
+
+
+def _dataset_classes(task: str, field: str, dataset: dict,
+                     default_scope: str) -> Optional[tuple]:
+    """The class names a dataset config declares, if they can be known
+    without reading data."""
+    if not isinstance(dataset, dict):
+        return None
+    for key in ('dataset', 'datasets'):
+        if key in dataset:  # dataset wrappers
+            inner = dataset[key]
+            inner = inner[0] if isinstance(inner, (list, tuple)) else inner
+            return _dataset_classes(task, f'{field}.{key}', inner,
+                                    scope_of(dataset) or default_scope)
+    metainfo = dataset.get('metainfo') or {}
+    if metainfo.get('classes'):
+        return tuple(metainfo['classes'])
+    cls = _lookup(task, field, dataset, 'DATASETS', default_scope)
+    classes = getattr(cls, 'METAINFO', {}).get('classes')
+    return tuple(classes) if classes else None
+
+
+def validate_tasks(tasks: Any) -> None:
+    """Check every task of a GPPF config; raise :class:`TaskConfigError`."""
+    if not isinstance(tasks, dict) or not tasks:
+        raise TaskConfigError(
+            'the config needs a non-empty `tasks` dict: '
+            'tasks = dict(name=dict(algorithm=..., train_dataloader=...))')
+    total = 0.0
+    for name, task in tasks.items():
+        if not isinstance(task, dict):
+            raise _err(name, '', f'must be a dict, got {type(task).__name__}')
+        unknown = set(task) - KNOWN_TASK_KEYS
+        if unknown:
+            raise _err(name, sorted(unknown)[0],
+                       f'unknown field; known fields: '
+                       f'{sorted(KNOWN_TASK_KEYS)}')
+        if 'algorithm' not in task:
+            raise _err(name, 'algorithm', 'missing')
+        algorithm = task['algorithm']
+        if not isinstance(algorithm, dict):
+            raise _err(name, 'algorithm', f'must be a dict, got {algorithm!r}')
+        if scope_of(algorithm) is None:
+            raise _err(
+                name, 'algorithm.type', f'{algorithm.get("type")!r} must '
+                'name its library, e.g. "mmdet.MaskRCNN"')
+        scope = scope_of(algorithm)
+        _lookup(name, 'algorithm', algorithm, 'MODELS', scope)
+        if 'train_dataloader' not in task:
+            raise _err(name, 'train_dataloader', 'missing: every task needs '
+                       'a training dataloader')
+        loader = task['train_dataloader']
+        if not isinstance(loader, dict) or 'dataset' not in loader:
+            raise _err(name, 'train_dataloader.dataset', 'missing')
+        for split in ('val', 'test'):
+            has_loader = f'{split}_dataloader' in task
+            has_eval = f'{split}_evaluator' in task
+            if has_loader != has_eval:
+                missing = f'{split}_evaluator' if has_loader else \
+                    f'{split}_dataloader'
+                raise _err(name, missing,
+                           f'missing (a {split} split needs both a '
+                           'dataloader and an evaluator)')
+        weight = task.get('sample_weight', 1.0)
+        if not isinstance(weight, numbers.Real) or weight < 0:
+            raise _err(name, 'sample_weight',
+                       f'must be a number >= 0, got {weight!r}')
+        total += float(weight)
+        loss_weight = task.get('loss_weight', 1.0)
+        if not isinstance(loss_weight, numbers.Real):
+            raise _err(name, 'loss_weight',
+                       f'must be a number, got {loss_weight!r}')
+        classes = _dataset_classes(name, 'train_dataloader.dataset',
+                                   loader['dataset'], scope)
+        if classes is not None:
+            for field, num in _head_num_classes(algorithm):
+                if num != len(classes):
+                    raise _err(
+                        name, field,
+                        f'num_classes={num} disagrees with the '
+                        f'{len(classes)} classes of its dataset {classes}')
+    if not total > 0:
+        raise TaskConfigError(
+            'the tasks\' sample_weight values must sum to a positive number, '
+            f'got {[t.get("sample_weight", 1.0) for t in tasks.values()]} '
+            f'for tasks {list(tasks)}')
+
+
+def _scoped_loader(loader: dict, scope: str) -> dict:
+    """A dataloader config whose dataset is built in ``scope``."""
+    loader = copy.deepcopy(loader)
+    dataset = loader['dataset']
+    if scope_of(dataset) is None:
+        dataset = dict(dataset)
+        dataset['_scope_'] = scope
+    loader['dataset'] = with_scope(dataset)
+    return loader
+
+
+def _scoped_evaluator(evaluator: Any, scope: str) -> Any:
+    def fix(metric):
+        metric = copy.deepcopy(dict(metric))
+        if scope_of(metric) is None:
+            metric['type'] = f'{scope}.{metric["type"]}'
+        return metric
+
+    if isinstance(evaluator, (list, tuple)):
+        return [fix(m) for m in evaluator]
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = copy.deepcopy(dict(evaluator))
+        evaluator['metrics'] = _scoped_evaluator(evaluator['metrics'], scope)
+        return evaluator
+    return fix(evaluator)
+
+
+def expand_tasks(cfg: Config, only: Optional[List[str]] = None) -> Config:
+    """Return a copy of ``cfg`` with the runner arguments filled from
+    ``cfg.tasks`` (see the module docstring).
+
+    Args:
+        cfg: a GPPF config with a ``tasks`` dict and ``model.type='GPPF'``.
+        only: keep only these tasks (e.g. ``tools/test.py --task``).
+    """
+    cfg = copy.deepcopy(cfg)
+    tasks = cfg.get('tasks')
+    validate_tasks(tasks)
+    if only:
+        missing = [t for t in only if t not in tasks]
+        if missing:
+            raise TaskConfigError(f'unknown task(s) {missing}; the config '
+                                  f'has {list(tasks)}')
+        tasks = ConfigDict({k: v for k, v in tasks.items() if k in only})
+        cfg.tasks = tasks
+    model = cfg.get('model')
+    if not isinstance(model, dict):
+        raise TaskConfigError('the config needs `model = dict(type="GPPF", '
+                              'backbone=...)`')
+    model.tasks = {
+        name: dict(
+            algorithm=t['algorithm'], loss_weight=t.get('loss_weight', 1.0))
+        for name, t in tasks.items()
+    }
+    scopes = {name: scope_of(t['algorithm']) for name, t in tasks.items()}
+    cfg.train_dataloader = {
+        name: _scoped_loader(t['train_dataloader'], scopes[name])
+        for name, t in tasks.items()
+    }
+    train_cfg = cfg.get('train_cfg') or ConfigDict(type='SIMTTrainLoop')
+    train_cfg.setdefault('type', 'SIMTTrainLoop')
+    train_cfg['task_weights'] = {
+        name: float(t.get('sample_weight', 1.0))
+        for name, t in tasks.items()
+    }
+    cfg.train_cfg = train_cfg
+    for split in ('val', 'test'):
+        names = [n for n, t in tasks.items() if f'{split}_dataloader' in t]
+        if not names:
+            cfg[f'{split}_dataloader'] = None
+            cfg[f'{split}_evaluator'] = None
+            cfg[f'{split}_cfg'] = None
+            continue
+        cfg[f'{split}_dataloader'] = {
+            n: _scoped_loader(tasks[n][f'{split}_dataloader'], scopes[n])
+            for n in names
+        }
+        cfg[f'{split}_evaluator'] = {
+            n: _scoped_evaluator(tasks[n][f'{split}_evaluator'], scopes[n])
+            for n in names
+        }
+        loop = cfg.get(f'{split}_cfg') or ConfigDict()
+        loop.setdefault('type', f'MultiTask{split.capitalize()}Loop')
+        cfg[f'{split}_cfg'] = loop
+    cfg.setdefault('model_wrapper_cfg', dict(type='GradientFusionWrapper'))
+    return cfg
+
+
+def task_names(cfg: Config) -> List[str]:
+    return list((cfg.get('tasks') or {}).keys())
+
+
+__all__ = [
+    'TaskConfigError', 'validate_tasks', 'expand_tasks', 'task_names',
+    'KNOWN_TASK_KEYS'
+]

@@ -1,0 +1,181 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""What every lego backbone shares: task selection, routing, read-out and
+path extraction."""
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from .gumbel_controller import GumbelController, Routing
+from .lego_layer import LegoLayer
+
+
+def collapse_lego_state_dict(state_dict: Dict[str, torch.Tensor],
+                             layers: Sequence[Tuple[str, str]],
+                             path: Sequence[int],
+                             drop_prefixes: Sequence[str] = ('controller.', )
+                             ) -> 'OrderedDict[str, torch.Tensor]':
+    """Keep one unit per lego layer and rename its keys to a plain layout.
+
+    Args:
+        state_dict: the lego backbone's state dict (keys relative to it).
+        layers: ``(lego_prefix, plain_prefix)`` per lego layer, in layer
+            order; the keys ``{lego_prefix}.units.{k}.{rest}`` of the chosen
+            unit ``k`` become ``{plain_prefix}.{rest}`` (or ``{rest}`` when
+            ``plain_prefix`` is empty).
+        path: the chosen unit of every layer.
+        drop_prefixes: keys to leave out (the controller's logits).
+
+    Returns:
+        OrderedDict: the plain state dict.
+    """
+    if len(path) != len(layers):
+        raise ValueError(f'the path has {len(path)} entries but the backbone '
+                         f'has {len(layers)} lego layers')
+    lookup = {lego: (plain, int(k)) for (lego, plain), k in zip(layers, path)}
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if any(key.startswith(p) for p in drop_prefixes):
+            continue
+        head, sep, tail = key.partition('.units.')
+        if sep and head in lookup:
+            plain, chosen = lookup[head]
+            unit, _, rest = tail.partition('.')
+            if int(unit) != chosen:
+                continue
+            key = f'{plain}.{rest}' if plain else rest
+        out[key] = value
+    return out
+
+
+class LegoBackboneMixin:
+    """Mixed into a backbone (an ``nn.Module``) whose layers are
+    :class:`LegoLayer` s.
+
+    The subclass calls :meth:`_init_lego` once its lego layers exist. The
+    active task is set with :meth:`set_task` or the :meth:`use_task` context
+    (the multi-task model does this before it runs a task's algorithm, so
+    upstream detectors, segmentors and classifiers call ``backbone(x)``
+    unchanged).
+    """
+
+    controller: Optional[GumbelController]
+
+    def _init_lego(self,
+                   tasks: Optional[Sequence[str]],
+                   num_units: int,
+                   routing_mode: str = 'soft',
+                   tau: float = 5.0) -> None:
+        self.lego_layer_names = [
+            name for name, m in self.named_modules()
+            if isinstance(m, LegoLayer)
+        ]
+        if num_units < 1:
+            raise ValueError(f'num_units must be >= 1, got {num_units}')
+        self.num_units = num_units
+        self._task: Optional[str] = None
+        tasks = list(tasks or [])
+        if num_units == 1 and not tasks:
+            self.controller = None  # static network
+        else:
+            if not tasks:
+                raise ValueError(
+                    f'a lego backbone with num_units={num_units} needs the '
+                    'list of task names (tasks=[...])')
+            self.controller = GumbelController(
+                tasks,
+                num_layers=len(self.lego_layer_names),
+                num_units=num_units,
+                mode=routing_mode,
+                tau=tau)
+
+    # -------------------------------------------------------------- tasks
+    @property
+    def tasks(self) -> List[str]:
+        return [] if self.controller is None else list(self.controller.tasks)
+
+    @property
+    def task(self) -> Optional[str]:
+        return self._task
+
+    def set_task(self, task: Optional[str]) -> None:
+        """Choose the task whose path the next forward calls take."""
+        if task is not None and self.controller is not None:
+            self.controller.check_task(task)
+        self._task = task
+
+    @contextmanager
+    def use_task(self, task: Optional[str]) -> Iterator[None]:
+        previous = self._task
+        self.set_task(task)
+        try:
+            yield
+        finally:
+            self._task = previous
+
+    def lego_routings(self) -> List[Optional[Routing]]:
+        """Sample this forward call's routing of every lego layer."""
+        if self.controller is None:
+            return [None] * len(self.lego_layer_names)
+        if self._task is None:
+            raise RuntimeError(
+                'no task is set on the lego backbone; call '
+                f'set_task(name) with one of {self.controller.tasks}')
+        return self.controller.route(self._task)
+
+    # ----------------------------------------------------------- read-out
+    def selection_probabilities(self) -> torch.Tensor:
+        """Per-task, per-layer selection probabilities, shape (T, L, N)."""
+        if self.controller is None:
+            return torch.ones(1, len(self.lego_layer_names), 1)
+        return self.controller.probabilities()
+
+    def probability_table(self, digits: int = 2) -> str:
+        if self.controller is None:
+            return 'static lego backbone (one unit per layer)'
+        return self.controller.probability_table(
+            self.lego_layer_display_names(), digits=digits)
+
+    def lego_layer_display_names(self) -> List[str]:
+        """Short names of the lego layers for tables and figures."""
+        return list(self.lego_layer_names)
+
+    # ------------------------------------------------------ extraction
+    def resolve_path(self,
+                     task: Optional[str] = None,
+                     path: Optional[Sequence[int]] = None) -> List[int]:
+        """The unit index of every layer: explicit ``path`` or the argmax
+        path of ``task``."""
+        num_layers = len(self.lego_layer_names)
+        if path is not None:
+            path = [int(k) for k in path]
+            if len(path) != num_layers:
+                raise ValueError(f'path has {len(path)} entries, the '
+                                 f'backbone has {num_layers} lego layers')
+            bad = [k for k in path if not 0 <= k < self.num_units]
+            if bad:
+                raise ValueError(f'unit indices {bad} out of range for '
+                                 f'num_units={self.num_units}')
+            return path
+        if self.controller is None:
+            return [0] * num_layers
+        if task is None:
+            raise ValueError('give a task name or an explicit path; tasks: '
+                             f'{self.controller.tasks}')
+        return self.controller.path(task)
+
+    def plain_layer_prefixes(self) -> List[Tuple[str, str]]:
+        """``(lego_prefix, plain_prefix)`` for every lego layer; override
+        when the plain layout differs from dropping ``.units.k``."""
+        return [(name, name) for name in self.lego_layer_names]
+
+    def extract_path(self,
+                     task: Optional[str] = None,
+                     path: Optional[Sequence[int]] = None
+                     ) -> 'OrderedDict[str, torch.Tensor]':
+        """A plain backbone state dict of one path (see subclasses for the
+        upstream layouts it loads into)."""
+        return collapse_lego_state_dict(
+            self.state_dict(), self.plain_layer_prefixes(),
+            self.resolve_path(task, path))

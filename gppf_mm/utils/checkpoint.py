@@ -1,0 +1,101 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""Load MMEngine checkpoints on torch >= 2.6.
+
+Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``, and
+MMEngine 0.10.7 calls it without the argument: a checkpoint written by the
+runner holds a message hub (``HistoryBuffer`` objects with numpy arrays), so
+resuming fails with ``UnpicklingError: Weights only load failed``.
+
+Importing this module (``register_all_modules`` does) replaces MMEngine's
+loader of local files by one that keeps the safe ``weights_only=True`` mode
+and allows exactly the extra types that MMEngine and OpenMMLab checkpoints
+contain (MMEngine's ``HistoryBuffer``, numpy arrays, scalars and dtypes).
+Anything else is refused with an error that names the file and the type.
+Set ``GPPF_UNSAFE_TORCH_LOAD=1`` to load a checkpoint you trust with the full
+unpickler instead.
+"""
+import os
+import os.path as osp
+import pickle
+from typing import Any, List, Optional
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+UNSAFE_ENV = 'GPPF_UNSAFE_TORCH_LOAD'
+
+
+def _numpy_safe_globals() -> List[Any]:
+    """Types numpy needs to unpickle arrays, scalars and dtypes."""
+    try:
+        from numpy.core import multiarray
+    except ImportError:  # numpy >= 2 names it numpy._core
+        from numpy._core import multiarray  # type: ignore
+    found = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:  # numpy >= 1.25: one class per dtype
+        found += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
+    # scalar types referenced by dtype pickles
+    found += [
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+        np.uint32, np.uint64, np.float16, np.float32, np.float64
+    ]
+    return found
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as far as pickled ``HistoryBuffer`` objects need it.
+
+    A ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``; the general ``getattr`` would open
+    the weights-only unpickler to arbitrary attribute chains.
+    """
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+def checkpoint_safe_globals() -> List[Any]:
+    """Every non-tensor global allowed in a weights-only checkpoint load."""
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+            ] + _numpy_safe_globals()
+
+
+def safe_torch_load(filename: Any, map_location: Optional[Any] = None) -> Any:
+    """``torch.load`` with ``weights_only=True`` and MMEngine's types allowed.
+
+    Args:
+        filename: a path or a file-like object.
+        map_location: as for :func:`torch.load`.
+
+    Raises:
+        pickle.UnpicklingError: the file holds another type; the message
+            names the file and how to load it if it is trusted.
+    """
+    if os.environ.get(UNSAFE_ENV) == '1':
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        try:
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise pickle.UnpicklingError(
+                f'checkpoint {filename!r} holds a Python object that the '
+                'safe loader does not allow. If you trust the file, load it '
+                f'with {UNSAFE_ENV}=1. Details: {e}') from None
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Load a checkpoint from a local path (replaces MMEngine's loader)."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+    return safe_torch_load(filename, map_location=map_location)

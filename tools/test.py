@@ -1,0 +1,95 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from gppf_mm.registry import RUNNERS
+from gppf_mm.utils import (
+    prepare_dist_cfg,
+    register_all_modules,
+    resolve_scopes,
+)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Test (and eval) a gppf_mm model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--task',
+        nargs='+',
+        help='evaluate only these tasks of a multi-task config '
+        '(default: every task that has a test split)')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out', help='dump the metrics to this JSON file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
+    cfg.load_from = args.checkpoint
+
+    prepare_dist_cfg(cfg, args.launcher)
+    if 'tasks' not in cfg:
+        # single-algorithm configs may name upstream types ('mmdet.X')
+        resolve_scopes(cfg)
+
+    if 'tasks' in cfg and 'runner_type' in cfg:
+        runner_cls = RUNNERS.get(cfg.runner_type)
+        runner = runner_cls.from_cfg(cfg, only_tasks=args.task)
+    elif args.task:
+        raise ValueError('--task needs a multi-task config with `tasks`')
+    elif 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+
+    metrics = runner.test()
+    if args.out and runner.rank == 0:
+        import json
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump({k: float(v) if isinstance(v, (int, float)) else str(v)
+                       for k, v in metrics.items()}, f, indent=2,
+                      sort_keys=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
