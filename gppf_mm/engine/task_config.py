@@ -12,7 +12,15 @@ A GPPF config lists its tasks once::
             test_dataloader=..., test_evaluator=...),
         ade20k=dict(...))
 
-and :func:`expand_tasks` distributes those parts: the algorithms and loss
+An ``algorithm`` may start from a named template of the config's
+``algorithms`` dict and override parts of it::
+
+    algorithms = dict(mask_rcnn=dict(type='mmdet.MaskRCNN', ...))
+    tasks = dict(coco=dict(algorithm=dict(
+        template='mask_rcnn', roi_head=dict(bbox_head=dict(num_classes=80))),
+        ...))
+
+:func:`expand_tasks` distributes those parts: the algorithms and loss
 weights go to ``model.tasks``, the dataloaders to ``train_dataloader`` /
 ``val_dataloader`` / ``test_dataloader`` (dicts keyed by task), the sampling
 weights to ``train_cfg.task_weights``. Every field is checked first, so a
@@ -27,6 +35,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from gppf_mm.utils.setup_env import scope_of, with_scope
+
+TEMPLATE_KEY = 'template'
+KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric')
 
 KNOWN_TASK_KEYS = {
     'algorithm', 'sample_weight', 'loss_weight', 'train_dataloader',
@@ -67,8 +78,8 @@ def _lookup(task: str, field: str, cfg: Any, kind: str,
     if found is None:
         raise _err(
             task, f'{field}.type',
-            f'{cfg["type"]!r} is not a registered {kind.lower()} type of '
-            f'{scope}')
+            f'{cfg["type"]!r} is not a registered {KIND_NAMES[kind]} type '
+            f'of {scope}')
     return found
 
 
@@ -110,6 +121,30 @@ def _dataset_classes(task: str, field: str, dataset: dict,
     cls = _lookup(task, field, dataset, 'DATASETS', default_scope)
     classes = getattr(cls, 'METAINFO', {}).get('classes')
     return tuple(classes) if classes else None
+
+
+def resolve_templates(tasks: Any, algorithms: Any) -> None:
+    """Replace ``algorithm=dict(template=NAME, **overrides)`` in place by the
+    template merged with the overrides."""
+    if not isinstance(tasks, dict):
+        return
+    for name, task in tasks.items():
+        algorithm = task.get('algorithm') if isinstance(task, dict) else None
+        if not isinstance(algorithm, dict) or TEMPLATE_KEY not in algorithm:
+            continue
+        template = algorithm[TEMPLATE_KEY]
+        if not isinstance(algorithms, dict) or template not in algorithms:
+            known = list(algorithms) if isinstance(algorithms, dict) else []
+            raise _err(name, f'algorithm.{TEMPLATE_KEY}',
+                       f'unknown template {template!r}; the config\'s '
+                       f'`algorithms` has {known}')
+        overrides = {
+            k: v
+            for k, v in algorithm.items() if k != TEMPLATE_KEY
+        }
+        merged = Config(copy.deepcopy(dict(algorithms[template])))
+        merged.merge_from_dict(overrides, allow_list_keys=True)
+        task['algorithm'] = ConfigDict(merged.to_dict())
 
 
 def validate_tasks(tasks: Any) -> None:
@@ -215,6 +250,7 @@ def expand_tasks(cfg: Config, only: Optional[List[str]] = None) -> Config:
     """
     cfg = copy.deepcopy(cfg)
     tasks = cfg.get('tasks')
+    resolve_templates(tasks, cfg.get('algorithms'))
     validate_tasks(tasks)
     if only:
         missing = [t for t in only if t not in tasks]
@@ -272,5 +308,6 @@ def task_names(cfg: Config) -> List[str]:
 
 __all__ = [
     'TaskConfigError', 'validate_tasks', 'expand_tasks', 'task_names',
+    'resolve_templates',
     'KNOWN_TASK_KEYS'
 ]
