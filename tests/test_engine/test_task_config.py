@@ -7,8 +7,12 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from gppf_mm.engine.task_config import (TaskConfigError, expand_tasks,
-                                        resolve_templates, validate_tasks)
+from gppf_mm.engine.task_config import (
+    TaskConfigError,
+    expand_tasks,
+    resolve_templates,
+    validate_tasks,
+)
 from gppf_mm.utils import register_all_modules
 
 TEMPLATES = osp.join(
