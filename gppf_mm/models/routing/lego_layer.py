@@ -29,8 +29,9 @@ class LegoLayer(nn.Module):
     def __init__(self, build_unit: Callable[[], nn.Module],
                  num_units: int) -> None:
         super().__init__()
-        if num_units < 1:
-            raise ValueError(f'num_units must be >= 1, got {num_units}')
+        if not isinstance(num_units, int) or num_units < 1:
+            raise ValueError(f'num_units must be an int >= 1, got '
+                             f'{num_units!r}')
         self.num_units = num_units
         self.units = nn.ModuleList([build_unit() for _ in range(num_units)])
         self.bind_unit_slots()
