@@ -1,0 +1,4 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+from .cross_task_bn import CrossTaskBatchNorm2d, convert_cross_task_bn
+
+__all__ = ['CrossTaskBatchNorm2d', 'convert_cross_task_bn']
