@@ -298,7 +298,8 @@ def expand_tasks(cfg: Config, only: Optional[List[str]] = None) -> Config:
         loop = cfg.get(f'{split}_cfg') or ConfigDict()
         loop.setdefault('type', f'MultiTask{split.capitalize()}Loop')
         cfg[f'{split}_cfg'] = loop
-    cfg.setdefault('model_wrapper_cfg', dict(type='GradientFusionWrapper'))
+    cfg.setdefault('model_wrapper_cfg',
+                   dict(type='gppf_mm.GradientFusionWrapper'))
     return cfg
 
 

@@ -4,12 +4,14 @@
 Used by the tests of distributed code: a hang or an exception in any rank
 fails the caller instead of blocking it.
 """
+import io
 import os
 import socket
 import traceback
 from datetime import timedelta
 from typing import Any, Callable, List
 
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -29,7 +31,6 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable,
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(world_size))
     try:
-        import torch
         torch.set_num_threads(1)
         dist.init_process_group(
             'gloo',
@@ -37,7 +38,11 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable,
             world_size=world_size,
             timeout=timedelta(seconds=timeout))
         result = fn(rank, world_size, *args)
-        queue.put((rank, 'ok', result))
+        # plain bytes: tensors sent through a queue live in shared memory
+        # that disappears with this process
+        buffer = io.BytesIO()
+        torch.save(result, buffer)
+        queue.put((rank, 'ok', buffer.getvalue()))
     except BaseException:  # noqa: B902 - report every failure to the parent
         queue.put((rank, 'error', traceback.format_exc()))
     finally:
@@ -89,7 +94,8 @@ def run_distributed(fn: Callable[..., Any],
                         f'{dead[0].exitcode}')
                 continue
             if status == 'ok':
-                results[rank] = payload
+                results[rank] = torch.load(
+                    io.BytesIO(payload), weights_only=False)
             else:
                 errors.append(f'rank {rank}:\n{payload}')
                 break

@@ -32,6 +32,16 @@ def prepare_dist_cfg(cfg: Config, launcher: str) -> None:
         dist_cfg.setdefault('backend', 'nccl')
         return
     dist_cfg['backend'] = 'gloo'
+    # DDP refuses device_ids for CPU modules; MMEngine passes LOCAL_RANK
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+            device_ids=None)
+    elif 'DistributedDataParallel' in str(wrapper.get('type', '')):
+        wrapper['device_ids'] = None
     timeout = dist_cfg.get('timeout', 1800)
     if launcher == 'slurm':
         _set_slurm_env(dist_cfg.get('port'))

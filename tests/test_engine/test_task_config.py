@@ -93,7 +93,7 @@ def test_valid_config_expands(cfg):
     assert out.val_evaluator.det.type == 'mmdet.CocoMetric'
     assert out.val_cfg.type == 'MultiTaskValLoop'
     assert out.test_dataloader is None and out.test_cfg is None
-    assert out.model_wrapper_cfg.type == 'GradientFusionWrapper'
+    assert out.model_wrapper_cfg.type == 'gppf_mm.GradientFusionWrapper'
     only = expand_tasks(cfg, only=['seg'])
     assert list(only.model.tasks) == ['seg']
     with pytest.raises(TaskConfigError, match=r"unknown task\(s\) \['nope'\]"):
