@@ -165,9 +165,11 @@ class GradientFusionWrapper(nn.Module):
         dist.all_reduce(flat, group=self.process_group)
         out = _unflatten_dense_tensors(flat, pieces)
         counts = out[-1].tolist()
-        tracked = torch.tensor([int(m.num_batches_tracked) for m in self._norms],
-                               device=pieces[0].device)
-        dist.all_reduce(tracked, op=dist.ReduceOp.MAX, group=self.process_group)
+        tracked = torch.tensor(
+            [int(m.num_batches_tracked) for m in self._norms],
+            device=pieces[0].device)
+        dist.all_reduce(
+            tracked, op=dist.ReduceOp.MAX, group=self.process_group)
         for i, m in enumerate(self._norms):
             if counts[i] > 0:
                 m.running_mean.copy_(out[2 * i] / counts[i])
