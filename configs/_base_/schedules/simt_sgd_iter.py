@@ -1,0 +1,31 @@
+# SIMT schedule: SGD + warm-up + cosine, iteration based (paper, D.1:
+# lr 0.16, momentum 0.9, weight decay 5e-4, 5w warm-up of 50w, tau 5.0 ->
+# 0.01 by 45w). Leaf configs scale max_iters and lr to their budget.
+max_iters = 500000
+warmup_iters = 50000
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.16, momentum=0.9, weight_decay=5e-4),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=warmup_iters),
+    dict(
+        type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters,
+        end=max_iters, eta_min=0.0)
+]
+train_cfg = dict(
+    type='SIMTTrainLoop', max_iters=max_iters, val_interval=50000,
+    sampling='simt')
+val_cfg = dict(type='MultiTaskValLoop')
+test_cfg = dict(type='MultiTaskTestLoop')
+
+custom_hooks = [
+    dict(type='GumbelTemperatureHook', start=5.0, end=0.01, end_ratio=0.9),
+    dict(type='SelectionLoggerHook', interval=5000),
+    dict(type='SIMTStateHook'),
+]
+runner_type = 'GPPFRunner'
+model_wrapper_cfg = dict(type='gppf_mm.GradientFusionWrapper')
