@@ -1,12 +1,27 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
+from .lego_pretrained import (
+    LegoPretrained,
+    load_lego_pretrained,
+    load_plain_checkpoint,
+    plain_backbone_state_dict,
+)
 from .lego_resnet import (
-                          LegoPretrained,
-                          LegoResNet,
-                          load_lego_pretrained,
-                          plain_backbone_state_dict,
+    LegoResNet,
+    infer_resnet_arch,
+    resnet_to_lego_state_dict,
+)
+from .lego_swin import LegoSwinTransformer
+from .path_extraction import (
+    extract_path_checkpoint,
+    load_lego_backbone,
+    path_rows,
+    path_table,
 )
 
 __all__ = [
-    'LegoResNet', 'LegoPretrained', 'load_lego_pretrained',
-    'plain_backbone_state_dict'
+    'LegoResNet', 'LegoSwinTransformer', 'LegoPretrained',
+    'load_lego_pretrained', 'load_plain_checkpoint',
+    'plain_backbone_state_dict', 'infer_resnet_arch',
+    'resnet_to_lego_state_dict', 'extract_path_checkpoint',
+    'load_lego_backbone', 'path_rows', 'path_table'
 ]

@@ -5,20 +5,31 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones import ResNet
 from mmdet.models.layers import ResLayer
 
-from gppf_mm.models.routing import LegoBackboneMixin, LegoLayer
+from gppf_mm.models.routing import (
+    LegoBackboneMixin,
+    LegoLayer,
+    expand_lego_state_dict,
+)
 from gppf_mm.registry import MODELS
+
+from .lego_pretrained import init_weights_with_lego_pretrained
 
 PLAIN_TARGETS = ('mmdet', 'mmseg', 'mmpretrain')
 
+_PLAIN_ARGS = ('depth', 'in_channels', 'stem_channels', 'base_channels',
+               'num_stages', 'strides', 'dilations', 'out_indices', 'style',
+               'deep_stem', 'avg_down', 'frozen_stages', 'conv_cfg',
+               'norm_cfg', 'norm_eval', 'with_cp', 'zero_init_residual')
+
 
 class ResNetStem(nn.Module):
-    """The ResNet stem as one unit: conv1-norm1-relu (or the deep stem).
+    """The ResNet stem as one unit: conv1-norm1-relu (or the deep stem) and
+    the max pooling, built by mmdet's ``ResNet._make_stem_layer``.
 
-    Parameter names match the upstream ResNets (``conv1``/``bn1`` or
+    Parameter names are those of mmdet's ``ResNet`` (``conv1``/``bn1`` or
     ``stem.*``), so a unit's keys map one-to-one onto a plain backbone.
     """
 
@@ -26,32 +37,20 @@ class ResNetStem(nn.Module):
                  conv_cfg: Optional[dict], norm_cfg: dict) -> None:
         super().__init__()
         self.deep_stem = deep_stem
-        if deep_stem:
-            half = stem_channels // 2
-            layers = []
-            for cin, cout, stride in ((in_channels, half, 2), (half, half, 1),
-                                      (half, stem_channels, 1)):
-                layers += [
-                    build_conv_layer(
-                        conv_cfg, cin, cout, 3, stride=stride, padding=1,
-                        bias=False),
-                    build_norm_layer(norm_cfg, cout)[1],
-                    nn.ReLU(inplace=True)
-                ]
-            self.stem = nn.Sequential(*layers)
-        else:
-            self.conv1 = build_conv_layer(
-                conv_cfg, in_channels, stem_channels, kernel_size=7,
-                stride=2, padding=3, bias=False)
-            self.norm1_name, norm1 = build_norm_layer(
-                norm_cfg, stem_channels, postfix=1)
-            self.add_module(self.norm1_name, norm1)
-            self.relu = nn.ReLU(inplace=True)
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        ResNet._make_stem_layer(self, in_channels, stem_channels)
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deep_stem:
-            return self.stem(x)
-        return self.relu(getattr(self, self.norm1_name)(self.conv1(x)))
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        return self.maxpool(x)
 
 
 @MODELS.register_module()
@@ -60,19 +59,31 @@ class LegoResNet(LegoBackboneMixin, ResNet):
 
     Lego layers are the stem and every residual block: 17 for ResNet-50
     (Stem, Res2.0 ... Res5.2, the paper's Figure 11). Each holds
-    ``num_units`` blocks of the same architecture with separate weights, and
-    a :class:`GumbelController` chooses, per task, how they are combined
-    (soft / hard / argmax). ``num_units=1`` without tasks is the static
-    network, numerically identical to mmdet's ``ResNet``.
+    ``num_units`` blocks of the same architecture (mmdet's ``Bottleneck`` /
+    ``BasicBlock``) with separate weights, and a :class:`GumbelController`
+    chooses, per task, how they are combined (soft / hard / argmax).
+    ``num_units=1`` without tasks is the static network, numerically
+    identical to mmdet's ``ResNet``. Outputs are the stage outputs at
+    ``out_indices``, so upstream necks and heads consume them unchanged.
 
     Args:
+        depth (int): 18, 34, 50, 101 or 152.
         num_units (int): units per lego layer. Defaults to 1.
-        tasks (Sequence[str], optional): task names of the controller.
-        routing_mode (str): 'soft', 'hard' or 'argmax' during training.
+        tasks (Sequence[str], optional): task names of the controller
+            (required when ``num_units > 1``).
+        routing_mode (str): 'soft', 'hard' or 'argmax' during training;
+            eval mode always routes by argmax.
         tau (float): initial Gumbel-Softmax temperature.
-        **kwargs: the arguments of ``mmdet.models.ResNet`` (``depth``,
-            ``base_channels``, ``out_indices``, ``frozen_stages``,
-            ``norm_cfg``, ``norm_eval``, ``with_cp``, ``init_cfg`` ...).
+        in_channels (int): input image channels.
+        with_cp (bool): recompute every block lego layer (all its units and
+            their combination) in backward to save memory.
+        init_cfg (dict | list[dict], optional): MMEngine init config; it
+            may contain ``dict(type='LegoPretrained', checkpoint=PATH)``.
+        **kwargs: the other arguments of ``mmdet.models.ResNet``
+            (``stem_channels``, ``base_channels``, ``num_stages``,
+            ``strides``, ``dilations``, ``out_indices``, ``style``,
+            ``deep_stem``, ``avg_down``, ``frozen_stages``, ``conv_cfg``,
+            ``norm_cfg``, ``norm_eval``, ``zero_init_residual``).
 
     Example:
         >>> import torch
@@ -95,16 +106,23 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                  routing_mode: str = 'soft',
                  tau: float = 5.0,
                  in_channels: int = 3,
+                 with_cp: bool = False,
                  **kwargs) -> None:
         if not isinstance(num_units, int) or num_units < 1:
             raise ValueError(
                 f'num_units must be an int >= 1, got {num_units!r}')
-        for unsupported in ('dcn', 'plugins'):
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(
+                f'in_channels must be an int >= 1, got {in_channels!r}')
+        for unsupported in ('dcn', 'plugins', 'pretrained'):
             if kwargs.get(unsupported) is not None:
-                raise ValueError(f'LegoResNet does not support {unsupported}')
+                raise ValueError(
+                    f'LegoResNet does not support {unsupported}; got '
+                    f'{unsupported}={kwargs[unsupported]!r}')
         self._num_units = num_units
         self.in_channels = in_channels
-        super().__init__(depth=depth, in_channels=in_channels, **kwargs)
+        super().__init__(
+            depth=depth, in_channels=in_channels, with_cp=with_cp, **kwargs)
         self._init_lego(tasks, num_units, routing_mode, tau)
 
     # ------------------------------------------------------------ building
@@ -113,17 +131,23 @@ class LegoResNet(LegoBackboneMixin, ResNet):
             lambda: ResNetStem(in_channels, stem_channels, self.deep_stem,
                                self.conv_cfg, self.norm_cfg),
             self._num_units)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def make_res_layer(self, **kwargs) -> nn.Sequential:
-        """A stage whose every block is a lego layer of independent
-        copies of mmdet's block."""
+        """A stage whose every block is a lego layer of independent copies
+        of mmdet's block (``ResLayer`` builds each copy)."""
+        kwargs['with_cp'] = False  # the lego layer checkpoints the units
         copies = [ResLayer(**kwargs) for _ in range(self._num_units)]
         blocks = []
         for i in range(len(copies[0])):
             units = iter([c[i] for c in copies])
-            blocks.append(LegoLayer(lambda: next(units), self._num_units))
+            blocks.append(
+                LegoLayer(lambda: next(units), self._num_units,
+                          with_cp=self.with_cp))
         return nn.Sequential(*blocks)
+
+    def init_weights(self) -> None:
+        """MMEngine initialisation; ``LegoPretrained`` entries last."""
+        init_weights_with_lego_pretrained(self, ResNet.init_weights)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
@@ -137,7 +161,8 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                 param.requires_grad = False
 
     def train(self, mode: bool = True) -> 'LegoResNet':
-        """As mmdet's ResNet (frozen stages, ``norm_eval``), returning self."""
+        """As mmdet's ResNet (frozen stages, ``norm_eval``), returning
+        self."""
         ResNet.train(self, mode)
         return self
 
@@ -147,18 +172,21 @@ class LegoResNet(LegoBackboneMixin, ResNet):
             raise ValueError(
                 f'LegoResNet expects input of shape (N, {self.in_channels}, '
                 f'H, W), got {tuple(x.shape)}')
-        routings = iter(self.lego_routings())
-        x = self.maxpool(self.stem_layer(x, next(routings)))
+        routings = self.lego_routings()
+        x = self.stem_layer(x, routings[0])
         outs = []
+        index = 1
         for i, layer_name in enumerate(self.res_layers):
             for block in getattr(self, layer_name):
-                x = block(x, next(routings))
+                x = block(x, routings[index])
+                index += 1
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
 
-    # --------------------------------------------------------- read-out
+    # ------------------------------------------------------------ read-out
     def lego_layer_display_names(self) -> List[str]:
+        """'Stem', 'Res2.0', ... 'Res5.2' (stage numbering of the paper)."""
         names = []
         for name in self.lego_layer_names:
             if name == 'stem_layer':
@@ -168,10 +196,62 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                 names.append(f'Res{int(stage[5:]) + 1}.{block}')
         return names
 
-    # ------------------------------------------------------- extraction
+    # ---------------------------------------------------------- extraction
     def plain_layer_prefixes(self) -> List[Tuple[str, str]]:
         return [(name, '' if name == 'stem_layer' else name)
                 for name in self.lego_layer_names]
+
+    def _layout_renames(self, target: str) -> Dict[str, str]:
+        """Key prefixes of mmdet's layout -> those of ``target``.
+
+        MMPretrain's ResNet builds the deep stem from ``ConvModule`` s
+        (``stem.0.conv`` / ``stem.0.bn`` instead of ``stem.0`` / ``stem.1``)
+        and, with ``avg_down``, adds no pooling to a downsample of stride 1.
+        MMDet and MMSeg share one layout.
+        """
+        renames = {}
+        if target != 'mmpretrain':
+            return renames
+        if self.deep_stem:
+            for i in range(3):
+                renames[f'stem.{3 * i}.'] = f'stem.{i}.conv.'
+                renames[f'stem.{3 * i + 1}.'] = f'stem.{i}.bn.'
+        if self.avg_down:
+            for s, stride in enumerate(self.strides[:self.num_stages]):
+                if stride == 1:
+                    block = f'layer{s + 1}.0.downsample'
+                    renames[f'{block}.1.'] = f'{block}.0.'
+                    renames[f'{block}.2.'] = f'{block}.1.'
+        return renames
+
+    @staticmethod
+    def _rename(state: Dict[str, torch.Tensor], renames: Dict[str, str]
+                ) -> 'OrderedDict[str, torch.Tensor]':
+        out = OrderedDict()
+        for key, value in state.items():
+            for old, new in renames.items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            out[key] = value
+        return out
+
+    def plain_backbone_cfg(self, target: str = 'mmdet') -> dict:
+        """The config of the upstream ResNet an extracted path loads into,
+        e.g. ``dict(type='mmseg.ResNet', depth=50, deep_stem=True, ...)``.
+        """
+        self._check_target(target)
+        cfg = dict(type=f'{target}.ResNet')
+        for name in _PLAIN_ARGS:
+            value = getattr(self, name)
+            cfg[name] = list(value) if isinstance(value, tuple) else value
+        return cfg
+
+    @staticmethod
+    def _check_target(target: str) -> None:
+        if target not in PLAIN_TARGETS:
+            raise ValueError(f'target must be one of {PLAIN_TARGETS}, got '
+                             f'{target!r}')
 
     def extract_path(self,
                      task: Optional[str] = None,
@@ -180,144 +260,148 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                      ) -> 'OrderedDict[str, torch.Tensor]':
         """A plain ResNet state dict of one path.
 
-        The keys are those of ``mmdet.models.ResNet``, which
-        ``mmseg.models.ResNet`` (``ResNetV1c`` with ``deep_stem``) and
-        ``mmpretrain.models.ResNet`` share, so the result loads with
-        ``strict=True`` into any of them (same depth and widths).
+        Args:
+            task (str, optional): take the argmax path of this task.
+            path (Sequence[int], optional): or this unit per lego layer.
+            target (str): the library whose ``ResNet`` (same depth, widths,
+                ``deep_stem`` and ``avg_down``) the keys are laid out for:
+                'mmdet', 'mmseg' or 'mmpretrain'. The result loads into it
+                with ``strict=True``.
+
+        Returns:
+            OrderedDict: the plain state dict (no controller keys).
         """
-        if target not in PLAIN_TARGETS:
-            raise ValueError(f'target must be one of {PLAIN_TARGETS}, got '
-                             f'{target!r}')
-        return super().extract_path(task=task, path=path)
+        self._check_target(target)
+        plain = super().extract_path(task=task, path=path)
+        return self._rename(plain, self._layout_renames(target))
+
+    def _to_mmdet_layout(self, plain: Dict[str, torch.Tensor]
+                         ) -> 'OrderedDict[str, torch.Tensor]':
+        """Recognise MMPretrain's layout (see :meth:`_layout_renames`) in a
+        plain state dict and rename it to mmdet's."""
+        renames = {}
+        if self.deep_stem and 'stem.0.conv.weight' in plain:
+            renames.update({
+                v: k
+                for k, v in self._layout_renames('mmpretrain').items()
+                if k.startswith('stem.')
+            })
+        if self.avg_down:
+            for s in range(self.num_stages):
+                block = f'layer{s + 1}.0.downsample'
+                conv = plain.get(f'{block}.0.weight')
+                if conv is not None and conv.dim() == 4:
+                    renames[f'{block}.0.'] = f'{block}.1.'
+                    renames[f'{block}.1.'] = f'{block}.2.'
+        return self._rename(plain, renames)
 
     def expand_plain_state_dict(
             self, plain: Dict[str, torch.Tensor]
     ) -> 'OrderedDict[str, torch.Tensor]':
         """Copy a plain ResNet state dict into every unit of every layer.
 
+        ``plain`` may be in mmdet / mmseg / torchvision layout or in
+        MMPretrain's (deep stem of ``ConvModule`` s). Everything is checked
+        before anything is returned.
+
         Raises:
             KeyError: keys of the lego backbone that ``plain`` lacks, or
                 keys of ``plain`` that the backbone has no place for.
             ValueError: shapes that disagree.
         """
-        own = self.state_dict()
-        lookup = dict(self.plain_layer_prefixes())
-        out = OrderedDict()
-        used = set()
-        for key, value in own.items():
-            if key.startswith('controller.'):
-                continue
-            head, sep, tail = key.partition('.units.')
-            plain_key = key
-            if sep and head in lookup:
-                rest = tail.partition('.')[2]
-                plain_key = f'{lookup[head]}.{rest}' if lookup[head] else rest
-            if plain_key not in plain:
-                continue
-            if tuple(plain[plain_key].shape) != tuple(value.shape):
-                raise ValueError(
-                    f'checkpoint key {plain_key!r} has shape '
-                    f'{tuple(plain[plain_key].shape)}, the lego backbone '
-                    f'needs {tuple(value.shape)} for {key!r}')
-            out[key] = plain[plain_key]
-            used.add(plain_key)
-        missing = [
-            k for k in own if not k.startswith('controller.') and k not in out
-            and not k.endswith('num_batches_tracked')
-        ]
-        unexpected = [
-            k for k in plain
-            if k not in used and not k.endswith('num_batches_tracked')
-        ]
-        if missing or unexpected:
-            raise KeyError(
-                'the checkpoint does not match this LegoResNet (depth '
-                f'{self.depth}): missing {missing[:8]}'
-                f'{" ..." if len(missing) > 8 else ""} ({len(missing)} in '
-                f'all), unexpected {unexpected[:8]}'
-                f'{" ..." if len(unexpected) > 8 else ""} '
-                f'({len(unexpected)} in all)')
-        return out
+        return expand_lego_state_dict(
+            self.state_dict(),
+            self._to_mmdet_layout(plain),
+            self.plain_layer_prefixes(),
+            optional=lambda key: key.endswith('num_batches_tracked'),
+            owner=f'this LegoResNet (depth {self.depth}, base_channels '
+            f'{self.base_channels})')
 
 
-def plain_backbone_state_dict(checkpoint: dict,
-                              prefix: Optional[str] = None
-                              ) -> 'OrderedDict[str, torch.Tensor]':
-    """The backbone weights of a checkpoint in the plain ResNet layout.
+def infer_resnet_arch(plain: Dict[str, torch.Tensor]) -> dict:
+    """The ``LegoResNet`` arguments a plain ResNet state dict was built with.
 
-    Accepts torchvision files (``conv1.weight``, ``fc.*`` dropped), MMPretrain
-    / MMDet / MMSeg files (``state_dict`` with ``backbone.*``) and bare
-    backbone state dicts. ``prefix`` forces the prefix to keep.
+    Reads the depth (blocks per stage and block type), ``num_stages``,
+    ``in_channels``, ``stem_channels``, ``base_channels``, ``deep_stem`` and
+    ``avg_down`` from the keys and shapes (mmdet / mmseg / MMPretrain /
+    torchvision layouts). Strides and dilations leave no trace in the
+    weights and keep their defaults.
+
+    Raises:
+        KeyError: the state dict is not a ResNet (the message names what is
+            missing).
+
+    Example:
+        >>> from mmdet.models.backbones import ResNet
+        >>> infer_resnet_arch(ResNet(depth=18).state_dict())['depth']
+        18
     """
-    state = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state, dict) or not state:
-        raise ValueError('the checkpoint holds no state dict')
-    if prefix is None and any(k.startswith('backbone.') for k in state):
-        prefix = 'backbone.'
-    if prefix:
-        state = {
-            k[len(prefix):]: v
-            for k, v in state.items() if k.startswith(prefix)
-        }
-        if not state:
-            raise KeyError(f'no key of the checkpoint starts with {prefix!r}')
-    return OrderedDict((k, v) for k, v in state.items()
-                       if not k.startswith('fc.'))
-
-
-def load_lego_pretrained(backbone: nn.Module,
-                         checkpoint: str,
-                         prefix: Optional[str] = None) -> None:
-    """Initialise every unit of a lego backbone from a plain checkpoint.
-
-    The whole checkpoint is checked against the backbone first; nothing is
-    changed when it does not match.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    expanded = backbone.expand_plain_state_dict(
-        plain_backbone_state_dict(ckpt, prefix))
-    backbone.load_state_dict(expanded, strict=False)
-
-
-@MODELS.register_module()
-class LegoPretrained:
-    """``init_cfg=dict(type='LegoPretrained', checkpoint=PATH)``: start every
-    lego unit from the matching block of a plain ImageNet checkpoint
-    (torchvision or MMPretrain layout).
-
-    Lego backbones apply it after every other initialisation (like MMEngine's
-    ``Pretrained``), so the blocks' own init configs do not overwrite it.
-    """
-
-    def __init__(self, checkpoint: str, prefix: Optional[str] = None) -> None:
-        self.checkpoint = checkpoint
-        self.prefix = prefix
-
-    def __call__(self, module: nn.Module) -> None:
-        load_lego_pretrained(module, self.checkpoint, self.prefix)
-
-
-def _split_lego_pretrained(init_cfg):
-    cfgs = init_cfg if isinstance(init_cfg, list) else (
-        [init_cfg] if init_cfg else [])
-    lego = [c for c in cfgs if c.get('type') == 'LegoPretrained']
-    rest = [c for c in cfgs if c.get('type') != 'LegoPretrained']
-    return lego, rest
-
-
-def _lego_init_weights(self) -> None:
-    lego, rest = _split_lego_pretrained(self.init_cfg)
-    if lego:
-        self.init_cfg = rest or None
-        try:
-            ResNet.init_weights(self)
-        finally:
-            self.init_cfg = rest + lego
-        for cfg in lego:
-            LegoPretrained(cfg['checkpoint'], cfg.get('prefix'))(self)
+    deep_stem = 'stem.0.weight' in plain or 'stem.0.conv.weight' in plain
+    if deep_stem:
+        first = plain.get('stem.0.weight', plain.get('stem.0.conv.weight'))
+        last = plain.get('stem.6.weight', plain.get('stem.2.conv.weight'))
     else:
-        ResNet.init_weights(self)
+        first = last = plain.get('conv1.weight')
+    if first is None or last is None:
+        raise KeyError('not a ResNet state dict: no stem convolution '
+                       "('conv1.weight' or 'stem.0.weight'); keys start "
+                       f'with {sorted(plain)[:6]}')
+    counts = []
+    for s in range(1, 5):
+        blocks = {
+            int(k.split('.')[1])
+            for k in plain if k.startswith(f'layer{s}.')
+        }
+        if not blocks:
+            break
+        counts.append(max(blocks) + 1)
+    if not counts:
+        raise KeyError("not a ResNet state dict: no 'layer1.*' keys")
+    bottleneck = 'layer1.0.conv3.weight' in plain
+    depths = [
+        depth for depth, (block, stages) in ResNet.arch_settings.items()
+        if (block.expansion == 4) == bottleneck
+        and list(stages[:len(counts)]) == counts
+    ]
+    if not depths:
+        raise KeyError(f'no ResNet depth has {counts} blocks per stage '
+                       f'with {"Bottleneck" if bottleneck else "BasicBlock"}')
+    return dict(
+        depth=depths[0],
+        num_stages=len(counts),
+        in_channels=int(first.shape[1]),
+        stem_channels=int(last.shape[0]),
+        base_channels=int(plain['layer1.0.conv1.weight'].shape[0]),
+        deep_stem=deep_stem,
+        avg_down=any('.downsample.2.' in k for k in plain),
+        strides=(1, 2, 2, 2)[:len(counts)],
+        dilations=(1, 1, 1, 1)[:len(counts)],
+        out_indices=tuple(range(len(counts))))
 
 
-LegoResNet.init_weights = _lego_init_weights
+def resnet_to_lego_state_dict(
+        plain: Dict[str, torch.Tensor], num_units: int,
+        **arch) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
+    """A ``LegoResNet`` state dict whose every unit is ``plain``'s block.
+
+    Args:
+        plain (dict): a plain ResNet state dict (see
+            :func:`infer_resnet_arch` for the layouts).
+        num_units (int): units per lego layer.
+        **arch: ``LegoResNet`` arguments that override the inferred ones
+            (e.g. ``depth=50`` to insist on a depth).
+
+    Returns:
+        tuple: the lego state dict (no controller keys) and the
+        architecture arguments used.
+
+    Raises:
+        KeyError / ValueError: ``plain`` does not fit (keys named).
+    """
+    if not isinstance(num_units, int) or num_units < 1:
+        raise ValueError(f'num_units must be an int >= 1, got {num_units!r}')
+    found = infer_resnet_arch(plain)
+    found.update(arch)
+    tasks = ['default'] if num_units > 1 else None
+    model = LegoResNet(num_units=num_units, tasks=tasks, **found)
+    return model.expand_plain_state_dict(plain), found

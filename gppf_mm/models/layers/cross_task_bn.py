@@ -1,7 +1,8 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """Cross-task BatchNorm: statistics over every rank's batch, whatever task,
-batch size and image size each rank runs (the paper's SIMT + SyncBN)."""
-from typing import List, Optional
+batch size and image size each rank runs (SIMT with synchronised BN, the
+paper's Section 3.2)."""
+from typing import List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -10,81 +11,116 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from gppf_mm.registry import MODELS
 
-def _world(group) -> int:
+_FULL_PRECISION = (torch.float32, torch.float64)
+
+
+def _world_size(group) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size(group)
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half and bfloat16 inputs are normalised in float32."""
+    return dtype if dtype in _FULL_PRECISION else torch.float32
+
+
 class _CrossTaskBNFunction(torch.autograd.Function):
     """Batch norm whose statistics and input gradients are all-reduced.
 
-    Every call all-reduces one ``(num_units, 2C + 1)`` buffer in the
-    forward pass and one ``(num_units, 2C)`` buffer in the backward pass,
+    Forward all-reduces one float64 buffer of shape ``(N, 2C + 1)`` holding,
+    for each of the ``N`` units of the sibling group, the pixel count ``n``,
+    ``n * mean`` and ``n * (var + mean^2)``; this rank fills only the row
+    of its own unit. The local mean and variance come from one
+    ``torch.var_mean`` pass, so the float64 merge is numerically sane even
+    for large activations. Backward all-reduces a ``(N, 2C)`` buffer of
+    ``sum(dy)`` and ``sum(dy * (x - mean))`` in the same way.
+
+    Every call makes exactly one collective in forward and one in backward,
     whatever unit the rank computes and whatever its batch (empty batches
-    included), so ranks that run different units or tasks take part in the
-    same collectives in the same order.
+    included), so ranks that run different units or tasks stay in step.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, bn: 'CrossTaskBatchNorm2d'):
+    def forward(ctx, x: torch.Tensor, weight: Optional[torch.Tensor],
+                bias: Optional[torch.Tensor], bn: 'CrossTaskBatchNorm2d'):
         group, k, n_units = bn.process_group, bn.unit_index, bn.num_units
         c = x.shape[1]
-        x64 = x.detach().to(torch.float64)
-        buf = x.new_zeros((n_units, 2 * c + 1), dtype=torch.float64)
-        if x.numel():
-            buf[k, :c] = x64.sum(dim=(0, 2, 3))
-            buf[k, c:2 * c] = (x64 * x64).sum(dim=(0, 2, 3))
-        buf[k, 2 * c] = x.shape[0] * x.shape[2] * x.shape[3]
+        dtype = _compute_dtype(x.dtype)
+        xc = x if x.dtype == dtype else x.to(dtype)
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+
+        buf = torch.zeros((n_units, 2 * c + 1),
+                          dtype=torch.float64,
+                          device=x.device)
+        buf[k, 0] = count
+        if count > 0:
+            var, mean = torch.var_mean(xc, dim=(0, 2, 3), correction=0)
+            mean64, var64 = mean.double(), var.double()
+            buf[k, 1:c + 1] = mean64 * count
+            buf[k, c + 1:] = (var64 + mean64 * mean64) * count
         dist.all_reduce(buf, group=group)
-        counts = buf[:, 2 * c]
-        if counts[k] == 0:
-            raise RuntimeError('cross-task BN: no rank has data for this '
-                               'unit, which cannot happen for a unit that '
-                               'was computed here')
-        means = buf[:, :c] / counts.clamp(min=1)[:, None]
-        vars_ = (buf[:, c:2 * c] / counts.clamp(min=1)[:, None] -
-                 means * means).clamp(min=0)
+
+        counts = buf[:, 0]
+        totals = counts.clamp(min=1)[:, None]
+        means = buf[:, 1:c + 1] / totals
+        vars_ = (buf[:, c + 1:] / totals - means * means).clamp_(min=0)
         bn._update_running_stats(means, vars_, counts)
-        mean = means[k].to(x.dtype)
-        invstd = torch.rsqrt(vars_[k] + bn.eps).to(x.dtype)
-        shape = (1, c, 1, 1)
-        y = (x - mean.view(shape)) * invstd.view(shape)
-        if weight is not None:
-            y = y * weight.view(shape) + bias.view(shape)
+
+        total = float(counts[k])
+        mean = means[k].to(dtype)
+        var = vars_[k].to(dtype)
+        invstd = torch.rsqrt(var + bn.eps)
+        w = None if weight is None else weight.to(dtype)
+        b = None if bias is None else bias.to(dtype)
+        # eval-mode batch_norm with the global statistics: one fused kernel
+        y = F.batch_norm(xc, mean, var, w, b, False, 0.0, bn.eps)
         ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.total = float(counts[k])
+        ctx.total = total
         ctx.bn = bn
-        return y
+        return y.to(x.dtype)
 
     @staticmethod
-    def backward(ctx, dy):
+    def backward(ctx, dy: torch.Tensor):
         x, weight, mean, invstd = ctx.saved_tensors
         bn = ctx.bn
         group, k, n_units = bn.process_group, bn.unit_index, bn.num_units
         c = x.shape[1]
+        dtype = mean.dtype
         shape = (1, c, 1, 1)
-        dy = dy.contiguous()
-        xmu = x - mean.view(shape)
-        sum_dy = dy.sum(dim=(0, 2, 3))
-        sum_dy_xmu = (dy * xmu).sum(dim=(0, 2, 3))
-        buf = dy.new_zeros((n_units, 2 * c), dtype=torch.float64)
+        xc = x if x.dtype == dtype else x.to(dtype)
+        dyc = dy if dy.dtype == dtype else dy.to(dtype)
+
+        xmu = xc - mean.view(shape)
+        sum_dy = dyc.sum(dim=(0, 2, 3))
+        sum_dy_xmu = (dyc * xmu).sum(dim=(0, 2, 3))
+        buf = torch.zeros((n_units, 2 * c),
+                          dtype=torch.float64,
+                          device=x.device)
         buf[k, :c] = sum_dy
         buf[k, c:] = sum_dy_xmu
         dist.all_reduce(buf, group=group)
-        g_sum_dy = buf[k, :c].to(dy.dtype)
-        g_sum_dy_xmu = buf[k, c:].to(dy.dtype)
-        scale = invstd if weight is None else invstd * weight
-        grad_x = scale.view(shape) * (
-            dy - g_sum_dy.view(shape) / ctx.total -
-            xmu * (invstd * invstd).view(shape) *
-            g_sum_dy_xmu.view(shape) / ctx.total)
-        grad_w = grad_b = None
+
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            total = max(ctx.total, 1.0)
+            g_mean_dy = (buf[k, :c] / total).to(dtype)
+            g_mean_dy_xmu = (buf[k, c:] / total).to(dtype)
+            scale = invstd if weight is None else invstd * weight.to(dtype)
+            # dx = scale * (dy - mean(dy) - xmu * invstd^2 * mean(dy * xmu))
+            coef_xmu = -scale * invstd * invstd * g_mean_dy_xmu
+            grad_x = xmu.mul_(coef_xmu.view(shape))
+            grad_x.add_((-scale * g_mean_dy).view(shape))
+            grad_x.addcmul_(dyc, scale.view(shape))
+            grad_x = grad_x.to(x.dtype)
         if weight is not None:
-            # this rank's contribution; gradient fusion averages over ranks
-            grad_w = sum_dy_xmu * invstd
-            grad_b = sum_dy
+            # this rank's share; gradient fusion combines the ranks
+            if ctx.needs_input_grad[1]:
+                grad_w = (sum_dy_xmu * invstd).to(weight.dtype)
+            if ctx.needs_input_grad[2]:
+                grad_b = sum_dy.to(weight.dtype)
         return grad_x, grad_w, grad_b, None
 
 
@@ -92,17 +128,51 @@ class CrossTaskBatchNorm2d(_BatchNorm):
     """BatchNorm2d with statistics shared by all ranks of a process group.
 
     Unlike ``torch.nn.SyncBatchNorm`` it runs on CPU (gloo) and CUDA (NCCL),
-    accepts different batch and image sizes on every rank and an empty batch
-    on some, and never deadlocks under hard routing: a lego layer binds the
-    norms at the same position of its N units into one group
-    (:meth:`set_unit_slot`); every call reduces the statistics of all N of
-    them, so ranks that compute different units make the same collective
-    calls. Each unit normalises with the statistics of the ranks that
-    computed it, and every rank updates the running statistics of every unit
-    that some rank computed, so the replicas stay identical.
+    accepts a different batch size and image size on every rank and an
+    empty batch on some, and does not deadlock when ranks compute different
+    units of a lego layer.
 
-    Without a process group (or with one rank) and in eval mode it is
-    exactly ``nn.BatchNorm2d``.
+    Unit groups: a :class:`~gppf_mm.models.routing.LegoLayer` calls
+    :meth:`set_unit_slot` on the cross-task norms of its ``N`` units (the
+    norms at the same position in every unit form one sibling group). Every
+    call of any member of the group makes one collective over an ``(N, ...)``
+    buffer in which the rank fills the row of its own unit, so under hard
+    routing (rank 0 on unit 0, rank 1 on unit 1) the ranks still take part
+    in the same collectives in the same order. Unit ``k`` is normalised with
+    the statistics of the ranks that computed unit ``k`` in that call, and
+    every rank updates the running statistics of every sibling whose row has
+    data, so all replicas hold the same buffers. Without a lego layer the
+    group is the module itself (``N = 1``).
+
+    All ranks must call the norms of a layer equally often and in the same
+    order (true for hard, argmax and soft routing with one routing mode on
+    every rank); a rank without data for its task passes an empty batch.
+
+    The weight and bias gradients are this rank's share (its own pixels);
+    :class:`~gppf_mm.engine.model_wrappers.GradientFusionWrapper` combines
+    them across ranks. The input gradient is the exact gradient of the
+    global statistics.
+
+    In eval mode, without an initialised process group or with a world of
+    one rank it is exactly ``nn.BatchNorm2d``. It is registered as
+    ``'CrossTaskBN'`` in the ``gppf_mm`` and MMEngine root ``MODELS``
+    registries with the abbreviation ``'bn'``, so
+    ``norm_cfg=dict(type='CrossTaskBN')`` in an MMDetection / MMPretrain /
+    MMSegmentation backbone keeps the layer names (``bn1``...) and state
+    dict keys of ``BN``.
+
+    Args:
+        num_features (int): number of channels ``C``.
+        eps (float): added to the variance. Defaults to 1e-5.
+        momentum (float, optional): running statistics momentum; ``None``
+            for a cumulative average. Defaults to 0.1.
+        affine (bool): learnable weight and bias. Defaults to True.
+        track_running_stats (bool): keep running statistics. Defaults to
+            True.
+        process_group (ProcessGroup, optional): the group whose ranks share
+            the statistics. Defaults to the default process group.
+        device: device of the parameters and buffers.
+        dtype: dtype of the parameters and buffers.
     """
     _abbr_ = 'bn'
 
@@ -119,24 +189,51 @@ class CrossTaskBatchNorm2d(_BatchNorm):
                          track_running_stats, device, dtype)
         self.process_group = process_group
         self.unit_index = 0
-        # plain attribute: siblings are registered in their own units
+        # a plain attribute: the siblings are registered in their own units
         object.__setattr__(self, '_siblings', [self])
 
     @property
     def num_units(self) -> int:
+        """Number of units in this module's sibling group."""
         return len(self._siblings)
 
+    @property
+    def siblings(self) -> List['CrossTaskBatchNorm2d']:
+        """The sibling group, indexed by unit (``siblings[unit_index]`` is
+        this module)."""
+        return list(self._siblings)
+
     def set_unit_slot(self, index: int,
-                      siblings: List['CrossTaskBatchNorm2d']) -> None:
-        """Called by :meth:`LegoLayer.bind_unit_slots`."""
-        if siblings[index] is not self:
+                      siblings: Sequence['CrossTaskBatchNorm2d']) -> None:
+        """Join a sibling group (called by ``LegoLayer.bind_unit_slots``).
+
+        Args:
+            index (int): the unit this module belongs to.
+            siblings (Sequence[CrossTaskBatchNorm2d]): the modules at the
+                same position in every unit, ``siblings[index] is self``.
+        """
+        siblings = list(siblings)
+        if not 0 <= index < len(siblings) or siblings[index] is not self:
             raise ValueError('siblings[index] must be this module')
+        for s in siblings:
+            if not isinstance(s, CrossTaskBatchNorm2d):
+                raise TypeError(f'a sibling of a CrossTaskBatchNorm2d must '
+                                f'be one too, got {type(s).__name__}')
+            if s.num_features != self.num_features:
+                raise ValueError(f'siblings have {s.num_features} and '
+                                 f'{self.num_features} channels')
         self.unit_index = index
-        object.__setattr__(self, '_siblings', list(siblings))
+        object.__setattr__(self, '_siblings', siblings)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.num_units > 1:
+            text += f', unit={self.unit_index}/{self.num_units}'
+        return text
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
-            raise ValueError(f'expected a 4D input (N, C, H, W), got '
+            raise ValueError(f'expected a 4D input (N, C, H, W), got a '
                              f'{x.dim()}D input of shape {tuple(x.shape)}')
         if x.shape[1] != self.num_features:
             raise ValueError(f'expected {self.num_features} channels, got '
@@ -145,11 +242,11 @@ class CrossTaskBatchNorm2d(_BatchNorm):
     @torch.no_grad()
     def _update_running_stats(self, means: torch.Tensor, vars_: torch.Tensor,
                               counts: torch.Tensor) -> None:
-        if not self.track_running_stats:
-            return
+        """Update every sibling whose row has data, as ``nn.BatchNorm2d``
+        would with the global (biased -> unbiased) batch statistics."""
         for j, sibling in enumerate(self._siblings):
             n = float(counts[j])
-            if n == 0:
+            if n == 0 or not sibling.track_running_stats:
                 continue
             sibling.num_batches_tracked.add_(1)
             if sibling.momentum is None:
@@ -158,59 +255,92 @@ class CrossTaskBatchNorm2d(_BatchNorm):
                 factor = sibling.momentum
             unbiased = vars_[j] * (n / max(n - 1.0, 1.0))
             rm, rv = sibling.running_mean, sibling.running_var
-            rm.mul_(1 - factor).add_(means[j].to(rm.dtype), alpha=factor)
-            rv.mul_(1 - factor).add_(unbiased.to(rv.dtype), alpha=factor)
+            rm.mul_(1 - factor).add_(means[j].to(rm), alpha=factor)
+            rv.mul_(1 - factor).add_(unbiased.to(rv), alpha=factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
-        use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats or _world(self.process_group) == 1:
-            factor = 0.0
-            if self.training and self.track_running_stats:
-                self.num_batches_tracked.add_(1)
-                factor = (1.0 / float(self.num_batches_tracked)
-                          if self.momentum is None else self.momentum)
-            return F.batch_norm(
-                x, self.running_mean
-                if not self.training or self.track_running_stats else None,
-                self.running_var
-                if not self.training or self.track_running_stats else None,
-                self.weight, self.bias, use_batch_stats, factor, self.eps)
+        if not self.training or _world_size(self.process_group) == 1:
+            return super().forward(x)
         return _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
 
 
+MODELS.register_module('CrossTaskBN', module=CrossTaskBatchNorm2d)
+# mmcv's build_norm_layer looks names up in the current default scope's
+# registry and its ancestors: the root registration makes 'CrossTaskBN'
+# reachable from the mmdet, mmseg and mmpretrain scopes as well.
 MMENGINE_MODELS.register_module('CrossTaskBN', module=CrossTaskBatchNorm2d)
+
+
+def _is_mmcv_sync_bn(module: nn.Module) -> bool:
+    cls = type(module)
+    return (cls.__name__ == 'SyncBatchNorm'
+            and cls.__module__.startswith('mmcv.'))
+
+
+def _should_convert(module: nn.Module) -> bool:
+    if isinstance(module, CrossTaskBatchNorm2d):
+        return False
+    if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+        return True
+    return _is_mmcv_sync_bn(module)
+
+
+def _convert_one(m: nn.Module, process_group) -> CrossTaskBatchNorm2d:
+    ref = m.weight if m.affine else m.running_mean
+    factory = {} if ref is None else dict(device=ref.device, dtype=ref.dtype)
+    out = CrossTaskBatchNorm2d(m.num_features, m.eps, m.momentum, m.affine,
+                               m.track_running_stats, process_group,
+                               **factory)
+    with torch.no_grad():
+        if m.affine:
+            out.weight.copy_(m.weight)
+            out.bias.copy_(m.bias)
+            out.weight.requires_grad_(m.weight.requires_grad)
+            out.bias.requires_grad_(m.bias.requires_grad)
+        if m.track_running_stats:
+            out.running_mean.copy_(m.running_mean)
+            out.running_var.copy_(m.running_var)
+            if getattr(m, 'num_batches_tracked', None) is not None:
+                out.num_batches_tracked.copy_(m.num_batches_tracked)
+    out.train(m.training)
+    return out
 
 
 def convert_cross_task_bn(module: nn.Module,
                           process_group=None) -> nn.Module:
-    """Replace every BatchNorm (``BatchNorm2d``, ``SyncBatchNorm``) in
-    ``module`` by :class:`CrossTaskBatchNorm2d`, keeping weights, buffers
-    and ``requires_grad``, then bind the lego layers' unit groups.
+    """Replace the 2D BatchNorm layers of ``module`` by cross-task BN.
+
+    Converts ``nn.BatchNorm2d``, ``torch.nn.SyncBatchNorm`` and mmcv's
+    ``SyncBatchNorm`` (all assumed to see 4D inputs; ``BatchNorm1d`` and
+    ``BatchNorm3d`` are left as they are), keeping weights, buffers,
+    ``requires_grad`` and train/eval mode, so the state dict keys and values
+    do not change. Then binds the unit groups of every
+    :class:`~gppf_mm.models.routing.LegoLayer` in the result.
+
+    Convert only modules that every rank runs in every iteration (the shared
+    backbone), never task heads: a cross-task norm needs all ranks in its
+    collectives.
+
+    Args:
+        module (nn.Module): the module tree (it may itself be a norm).
+        process_group (ProcessGroup, optional): group of the new norms;
+            defaults to the default process group.
+
+    Returns:
+        nn.Module: the converted module (``module`` itself unless it is a
+        norm).
     """
     from gppf_mm.models.routing import LegoLayer
 
     def convert(m: nn.Module) -> nn.Module:
-        out = m
-        if isinstance(m, _BatchNorm) and not isinstance(
-                m, CrossTaskBatchNorm2d):
-            out = CrossTaskBatchNorm2d(m.num_features, m.eps, m.momentum,
-                                       m.affine, m.track_running_stats,
-                                       process_group)
-            if m.affine:
-                with torch.no_grad():
-                    out.weight.copy_(m.weight)
-                    out.bias.copy_(m.bias)
-                out.weight.requires_grad_(m.weight.requires_grad)
-                out.bias.requires_grad_(m.bias.requires_grad)
-            if m.track_running_stats:
-                out.running_mean.copy_(m.running_mean)
-                out.running_var.copy_(m.running_var)
-                out.num_batches_tracked.copy_(m.num_batches_tracked)
-            out.train(m.training)
+        if _should_convert(m):
+            return _convert_one(m, process_group)
         for name, child in m.named_children():
-            out.add_module(name, convert(child))
-        return out
+            new = convert(child)
+            if new is not child:
+                setattr(m, name, new)
+        return m
 
     module = convert(module)
     for m in module.modules():

@@ -175,7 +175,7 @@ class GumbelController(BaseModule):
         probs = self.probabilities()
         names = list(layer_names or
                      [f'L{i}' for i in range(self.num_layers)])
-        width = max(6, digits + 5)
+        width = max(6, digits + 5, max(len(n) for n in names) + 1)
         name_w = max(len(t) for t in self.tasks) + 1
         header = ' ' * name_w + ''.join(f'{n:>{width}}' for n in names)
         lines = [header]

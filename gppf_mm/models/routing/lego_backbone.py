@@ -3,7 +3,7 @@
 path extraction."""
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,6 +48,93 @@ def collapse_lego_state_dict(state_dict: Dict[str, torch.Tensor],
         out[key] = value
     return out
 
+
+
+def _preview(items: Sequence[str], n: int = 6) -> str:
+    """The first ``n`` items and how many more there are."""
+    shown = ', '.join(items[:n])
+    return shown + (f', ... ({len(items) - n} more)' if len(items) > n else '')
+
+
+def expand_lego_state_dict(
+        state_dict: Dict[str, torch.Tensor],
+        plain: Dict[str, torch.Tensor],
+        layers: Sequence[Tuple[str, str]],
+        optional: Optional[Callable[[str], bool]] = None,
+        skip_prefixes: Sequence[str] = ('controller.', ),
+        owner: str = 'the lego backbone'
+) -> 'OrderedDict[str, torch.Tensor]':
+    """Copy a plain state dict into every unit of every lego layer.
+
+    The inverse of :func:`collapse_lego_state_dict`: the lego key
+    ``{lego_prefix}.units.{k}.{rest}`` takes ``plain['{plain_prefix}.{rest}']``
+    for every unit ``k``; keys outside the lego layers are copied as they
+    are. Everything is checked before anything is returned.
+
+    Args:
+        state_dict: the lego backbone's own state dict (the keys and shapes
+            to fill).
+        plain: the plain backbone state dict.
+        layers: ``(lego_prefix, plain_prefix)`` per lego layer.
+        optional: plain keys that may be missing; their lego keys are left
+            out of the result (they keep their current values).
+        skip_prefixes: lego keys not to fill (the controller's logits).
+        owner: how error messages name the backbone.
+
+    Returns:
+        OrderedDict: lego keys -> tensors of ``plain``.
+
+    Raises:
+        ValueError: shapes that disagree (the keys are named).
+        KeyError: keys that ``plain`` lacks, or keys of ``plain`` that the
+            backbone has no place for.
+
+    Example:
+        >>> lego = {'a.units.0.w': torch.zeros(2), 'a.units.1.w':
+        ...         torch.zeros(2), 'b': torch.zeros(1)}
+        >>> out = expand_lego_state_dict(
+        ...     lego, {'a.w': torch.ones(2), 'b': torch.ones(1)}, [('a', 'a')])
+        >>> sorted(out)
+        ['a.units.0.w', 'a.units.1.w', 'b']
+    """
+    lookup = dict(layers)
+    out = OrderedDict()
+    used, missing, mismatched = set(), [], []
+    for key, value in state_dict.items():
+        if any(key.startswith(p) for p in skip_prefixes):
+            continue
+        head, sep, tail = key.partition('.units.')
+        plain_key = key
+        if sep and head in lookup:
+            rest = tail.partition('.')[2]
+            plain_key = f'{lookup[head]}.{rest}' if lookup[head] else rest
+        if plain_key not in plain:
+            if not (optional and optional(plain_key)) and \
+                    repr(plain_key) not in missing:
+                missing.append(repr(plain_key))
+            continue
+        used.add(plain_key)
+        theirs, ours = tuple(plain[plain_key].shape), tuple(value.shape)
+        if theirs != ours:
+            problem = f'{plain_key!r}: {theirs} in the checkpoint, {ours} here'
+            if problem not in mismatched:
+                mismatched.append(problem)
+            continue
+        out[key] = plain[plain_key]
+    unexpected = [repr(k) for k in plain if k not in used]
+    problems = []
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatch(es): '
+                        f'{_preview(mismatched)}')
+    if missing:
+        problems.append(f'{len(missing)} missing key(s): {_preview(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): '
+                        f'{_preview(unexpected)}')
+    if problems:
+        raise (ValueError if mismatched else KeyError)(
+            f'the checkpoint does not match {owner}: ' + '; '.join(problems))
+    return out
 
 class LegoBackboneMixin:
     """Mixed into a backbone (an ``nn.Module``) whose layers are

@@ -1,11 +1,36 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """A lego layer: N units of the same architecture with separate weights."""
+import functools
 from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as cp
 
 from .gumbel_controller import Routing
+
+
+class _StraightThroughGate(torch.autograd.Function):
+    """The gate of a hard (one-hot) routing.
+
+    Forward returns the unit output as it is: the sampled one-hot weight has
+    the value 1. Backward passes the output gradient to the unit unchanged
+    and gives the weight its gradient ``<grad, y>``, so the controller logits
+    learn without an extra activation-sized tensor being kept for backward.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(y)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            (y, ) = ctx.saved_tensors
+            grad_weight = (grad * y).sum()
+        return grad, grad_weight
 
 
 class LegoLayer(nn.Module):
@@ -15,9 +40,20 @@ class LegoLayer(nn.Module):
     a layer registered as ``layer1.0`` has the parameter prefix
     ``layer1.0.units.k.``.
 
+    Routings (see :class:`Routing`):
+
+    - ``weights is None``: the single active unit's output (argmax / eval /
+      static network), exactly the plain block.
+    - one active unit with weights (hard): the unit's output, with the
+      straight-through gradient to ``weights[k]``.
+    - several active units (soft): ``sum_k weights[k] * unit_k(x)``.
+
     Args:
         build_unit (callable): returns a freshly initialised unit.
         num_units (int): number of units (N >= 1).
+        with_cp (bool): recompute the layer (units and their combination) in
+            backward instead of keeping its activations, when the input
+            requires grad (as ``with_cp`` of MMDetection's blocks).
 
     Example:
         >>> layer = LegoLayer(lambda: nn.Conv2d(3, 4, 1), num_units=2)
@@ -26,13 +62,16 @@ class LegoLayer(nn.Module):
         torch.Size([1, 4, 5, 5])
     """
 
-    def __init__(self, build_unit: Callable[[], nn.Module],
-                 num_units: int) -> None:
+    def __init__(self,
+                 build_unit: Callable[[], nn.Module],
+                 num_units: int,
+                 with_cp: bool = False) -> None:
         super().__init__()
         if not isinstance(num_units, int) or num_units < 1:
             raise ValueError(f'num_units must be an int >= 1, got '
                              f'{num_units!r}')
         self.num_units = num_units
+        self.with_cp = with_cp
         self.units = nn.ModuleList([build_unit() for _ in range(num_units)])
         self.bind_unit_slots()
 
@@ -53,6 +92,21 @@ class LegoLayer(nn.Module):
             for pos, mod in enumerate(mods):
                 mod.set_unit_slot(k, [g[pos] for g in groups])
 
+    def _combine(self, x: torch.Tensor, weights: Optional[torch.Tensor],
+                 active, *args, **kwargs) -> torch.Tensor:
+        if weights is None:
+            (k, ) = active
+            return self.units[k](x, *args, **kwargs)
+        if len(active) == 1:
+            (k, ) = active
+            return _StraightThroughGate.apply(
+                self.units[k](x, *args, **kwargs), weights[k])
+        out = None
+        for k in active:
+            y = self.units[k](x, *args, **kwargs) * weights[k]
+            out = y if out is None else out + y
+        return out
+
     def forward(self, x: torch.Tensor,
                 routing: Optional[Routing] = None, *args, **kwargs):
         if routing is None:
@@ -60,12 +114,11 @@ class LegoLayer(nn.Module):
                 raise RuntimeError(
                     f'a lego layer with {self.num_units} units needs a '
                     'routing; set the task on the backbone first')
-            return self.units[0](x, *args, **kwargs)
-        if routing.weights is None:
-            (k, ) = routing.active
-            return self.units[k](x, *args, **kwargs)
-        out = None
-        for k in routing.active:
-            y = self.units[k](x, *args, **kwargs) * routing.weights[k]
-            out = y if out is None else out + y
-        return out
+            routing = Routing([0], None)
+        if self.with_cp and x.requires_grad and torch.is_grad_enabled():
+            run = functools.partial(self._combine, **kwargs)
+            return cp.checkpoint(
+                run, x, routing.weights, tuple(routing.active), *args,
+                use_reentrant=True)
+        return self._combine(x, routing.weights, routing.active, *args,
+                             **kwargs)

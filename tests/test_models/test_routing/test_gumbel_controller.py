@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from gppf_mm.models.routing import GumbelController, LegoLayer, Routing
+from gppf_mm.models.routing import GumbelController
 
 
 def test_bad_arguments():
@@ -21,8 +21,15 @@ def test_bad_arguments():
         ctrl.set_temperature(0)
     with pytest.raises(KeyError, match=r"unknown task 'b'.*\['a'\]"):
         ctrl.route('b')
-    with pytest.raises(ValueError, match='num_units must be an int >= 1'):
-        LegoLayer(lambda: torch.nn.Identity(), 0)
+    with pytest.raises(ValueError, match='num_layers must be >= 1, got 0'):
+        GumbelController(['a'], 0, 2)
+    with pytest.raises(ValueError, match="routing mode must be one of "
+                       r"\('soft', 'hard', 'argmax'\), got 'gumbel'"):
+        GumbelController(['a'], 2, 2, mode='gumbel')
+    with pytest.raises(ValueError, match='tau must be > 0, got -0.5'):
+        GumbelController(['a'], 2, 2, tau=-0.5)
+    with pytest.raises(KeyError, match=r"unknown task None.*\['a'\]"):
+        ctrl.path(None)
 
 
 def test_soft_weights_follow_eq1():
@@ -90,14 +97,55 @@ def test_probability_table():
     assert table[2].split() == ['ade', '0:0.75', '0:0.50']
 
 
-def test_lego_layer_combines_units():
-    torch.manual_seed(0)
-    layer = LegoLayer(lambda: torch.nn.Linear(3, 2), num_units=2)
-    x = torch.rand(4, 3)
-    w = torch.tensor([0.25, 0.75])
-    out = layer(x, Routing([0, 1], w))
-    expected = 0.25 * layer.units[0](x) + 0.75 * layer.units[1](x)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(layer(x, Routing([1], None)), layer.units[1](x))
-    with pytest.raises(RuntimeError, match='needs a routing'):
-        layer(x)
+def test_settings_and_modes():
+    ctrl = GumbelController(['a', 'b'], num_layers=4, num_units=2, tau=3)
+    assert (ctrl.mode, ctrl.tau) == ('soft', 3.0)
+    ctrl.set_temperature(0.5)
+    ctrl.mode = 'hard'
+    assert (ctrl.mode, ctrl.tau) == ('hard', 0.5)
+    assert set(ctrl.logits) == {'a', 'b'}
+    assert all(p.shape == (4, 2) for p in ctrl.logits.values())
+    routes = ctrl.route('a')
+    assert len(routes) == 4 and all(len(r.active) == 1 for r in routes)
+    ctrl.mode = 'argmax'
+    assert all(r.weights is None for r in ctrl.route('a'))
+    single = GumbelController(['a'], num_layers=2, num_units=1)
+    assert [r.active for r in single.route('a')] == [[0], [0]]
+    assert all(r.weights is None for r in single.route('a'))
+
+
+def test_hard_straight_through_gradient():
+    ctrl = GumbelController(['a', 'b'], num_layers=2, num_units=3,
+                            mode='hard', tau=1.0)
+    ctrl.manual_seed(1)
+    routes = ctrl.route('a')
+    for r in routes:
+        expected = torch.zeros(3)
+        expected[r.active[0]] = 1.0
+        torch.testing.assert_close(r.weights, expected)
+    sum(r.weights[r.active[0]] * (i + 1)
+        for i, r in enumerate(routes)).backward()
+    grad = ctrl.logits['a'].grad
+    assert (grad.abs().sum(dim=1) > 0).all()
+    torch.testing.assert_close(grad.sum(dim=1), torch.zeros(2),
+                               atol=1e-6, rtol=0)
+    assert ctrl.logits['b'].grad is None
+
+
+def test_temperature_sharpens_soft_weights():
+    ctrl = GumbelController(['a'], num_layers=1, num_units=2)
+    with torch.no_grad():
+        ctrl.logits['a'].copy_(torch.tensor([[0.0, 1.0]]))
+    spread = []
+    for tau in (10.0, 0.05):
+        ctrl.set_temperature(tau)
+        ctrl.manual_seed(0)
+        (route, ) = ctrl.route('a')
+        weights = route.weights.detach()
+        spread.append(float(weights.max() - weights.min()))
+    assert spread[0] < 0.2 and spread[1] > 0.9
+
+
+def test_state_summary():
+    ctrl = GumbelController(['a'], num_layers=1, num_units=4)
+    assert ctrl.state_summary() == {'a': [[0.25, 0.25, 0.25, 0.25]]}

@@ -1,0 +1,179 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""Start every unit of a lego backbone from a plain pretrained checkpoint.
+
+A lego backbone that supports it defines
+``expand_plain_state_dict(plain) -> state_dict``: the plain backbone state
+dict copied into every unit of every lego layer, checked against the
+backbone (keys and shapes) before anything is loaded.
+"""
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from gppf_mm.registry import WEIGHT_INITIALIZERS
+
+LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
+
+
+def plain_backbone_state_dict(
+        checkpoint: Dict[str, Any],
+        prefix: Optional[str] = None,
+        drop_prefixes: Sequence[str] = ('fc.', )
+) -> 'OrderedDict[str, torch.Tensor]':
+    """The backbone weights of a loaded checkpoint, keys relative to it.
+
+    Accepts torchvision files (``conv1.weight`` ..., the classifier
+    ``fc.*`` dropped), MMPretrain / MMDet / MMSeg files (a ``state_dict``
+    whose backbone keys start with ``backbone.``) and bare backbone state
+    dicts.
+
+    Args:
+        checkpoint (dict): the loaded checkpoint.
+        prefix (str, optional): keep only the keys under this prefix and
+            strip it. Defaults to ``'backbone.'`` when such keys exist.
+        drop_prefixes (Sequence[str]): keys (after the prefix) to leave out.
+
+    Returns:
+        OrderedDict: the plain backbone state dict.
+
+    Example:
+        >>> ckpt = dict(state_dict={'backbone.conv1.weight': torch.ones(1),
+        ...                         'head.fc.weight': torch.ones(1)})
+        >>> list(plain_backbone_state_dict(ckpt))
+        ['conv1.weight']
+    """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'a checkpoint must be a dict, got '
+                        f'{type(checkpoint).__name__}')
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict) or not state:
+        raise ValueError('the checkpoint holds no state dict')
+    if prefix is None and any(k.startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        state = {
+            k[len(prefix):]: v
+            for k, v in state.items() if k.startswith(prefix)
+        }
+        if not state:
+            raise KeyError(f'no key of the checkpoint starts with {prefix!r}')
+    return OrderedDict(
+        (k, v) for k, v in state.items()
+        if torch.is_tensor(v) and not any(
+            k.startswith(p) for p in drop_prefixes))
+
+
+def load_plain_checkpoint(checkpoint: str, prefix: Optional[str] = None
+                          ) -> 'OrderedDict[str, torch.Tensor]':
+    """Load a file with MMEngine's loader and take its backbone weights.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` is a local path that does not
+            exist.
+    """
+    if '://' not in str(checkpoint):
+        import os.path as osp
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint file {checkpoint!r} does '
+                                    'not exist')
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    return plain_backbone_state_dict(ckpt, prefix)
+
+
+def load_lego_pretrained(backbone: nn.Module,
+                         checkpoint: str,
+                         prefix: Optional[str] = None) -> None:
+    """Initialise every unit of a lego backbone from a plain checkpoint.
+
+    The whole checkpoint is checked against the backbone first; nothing is
+    changed when it does not match.
+
+    Args:
+        backbone (nn.Module): a lego backbone with
+            ``expand_plain_state_dict``.
+        checkpoint (str): path or URL of the plain checkpoint.
+        prefix (str, optional): see :func:`plain_backbone_state_dict`.
+
+    Raises:
+        KeyError / ValueError: the checkpoint does not fit the backbone
+            (the message names the keys).
+    """
+    expand = getattr(backbone, 'expand_plain_state_dict', None)
+    if expand is None:
+        raise TypeError(f'{type(backbone).__name__} cannot be initialised '
+                        'by LegoPretrained (no expand_plain_state_dict)')
+    expanded = expand(load_plain_checkpoint(checkpoint, prefix))
+    backbone.load_state_dict(expanded, strict=False)
+
+
+@WEIGHT_INITIALIZERS.register_module()
+class LegoPretrained:
+    """Start every lego unit from the matching block of a plain checkpoint.
+
+    Use as ``init_cfg=dict(type='LegoPretrained', checkpoint=PATH)`` of a
+    lego backbone (torchvision or OpenMMLab layout, see
+    :func:`plain_backbone_state_dict`). Lego backbones apply it after every
+    other initialisation, as MMEngine does with ``Pretrained``, so the init
+    configs of their blocks do not overwrite it.
+
+    Args:
+        checkpoint (str): path or URL of the plain checkpoint.
+        prefix (str, optional): the backbone's key prefix in the file.
+
+    Example:
+        >>> init = LegoPretrained('resnet50.pth')
+        >>> init.checkpoint
+        'resnet50.pth'
+    """
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None) -> None:
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise ValueError(f'LegoPretrained needs a checkpoint path, got '
+                             f'{checkpoint!r}')
+        self.checkpoint = checkpoint
+        self.prefix = prefix
+
+    def __call__(self, module: nn.Module) -> None:
+        load_lego_pretrained(module, self.checkpoint, self.prefix)
+
+    @classmethod
+    def from_cfg(cls, cfg: dict) -> 'LegoPretrained':
+        return cls(**{k: v for k, v in cfg.items() if k != 'type'})
+
+
+def split_lego_pretrained(init_cfg: Any) -> Tuple[List[dict], List[dict]]:
+    """Split an ``init_cfg`` into its ``LegoPretrained`` entries and the
+    rest."""
+    if not init_cfg:
+        return [], []
+    cfgs = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else [
+        init_cfg
+    ]
+    lego = [
+        c for c in cfgs
+        if c.get('type') in LEGO_PRETRAINED_TYPES + (LegoPretrained, )
+    ]
+    rest = [c for c in cfgs if not any(c is other for other in lego)]
+    return lego, rest
+
+
+def init_weights_with_lego_pretrained(module: nn.Module, init_weights
+                                      ) -> None:
+    """Run ``init_weights(module)`` without the ``LegoPretrained`` entries of
+    ``module.init_cfg``, then apply them (once, like MMEngine's
+    ``Pretrained``)."""
+    lego, rest = split_lego_pretrained(module.init_cfg)
+    if not lego or getattr(module, '_is_init', False):
+        init_weights(module)
+        return
+    original = module.init_cfg
+    module.init_cfg = rest or None
+    try:
+        init_weights(module)
+    finally:
+        module.init_cfg = original
+    for cfg in lego:
+        LegoPretrained.from_cfg(cfg)(module)

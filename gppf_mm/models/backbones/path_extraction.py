@@ -1,0 +1,206 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""Rebuild a lego backbone from a GPPF checkpoint and extract one path as a
+plain backbone checkpoint (used by ``tools/extract_path.py``)."""
+import copy
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from gppf_mm.registry import MODELS
+
+LEGO_TYPES = ('LegoResNet', 'LegoSwinTransformer')
+
+
+def _type_name(cfg: Any) -> str:
+    type_ = cfg.get('type', '') if isinstance(cfg, dict) else ''
+    return type_.__name__ if isinstance(type_, type) else str(type_)
+
+
+def lego_backbone_cfg(cfg: Union[Config, dict]) -> dict:
+    """The lego backbone config of a model config, with its task names.
+
+    Accepts a GPPF config (``model.backbone`` plus ``model.tasks`` or a
+    top-level ``tasks`` dict), any config whose ``model.backbone`` is a
+    lego backbone, or a backbone config itself. ``init_cfg`` is dropped:
+    the weights come from the checkpoint.
+
+    Raises:
+        ValueError: no lego backbone in the config.
+    """
+    model = cfg.get('model', cfg)
+    backbone = model.get('backbone', model) if isinstance(model,
+                                                          dict) else None
+    if not isinstance(backbone, dict) or \
+            _type_name(backbone).split('.')[-1] not in LEGO_TYPES:
+        raise ValueError(
+            'the config has no lego backbone (model.backbone.type must be '
+            f'one of {LEGO_TYPES}, got {_type_name(backbone or {})!r})')
+    backbone = copy.deepcopy(dict(backbone))
+    if not backbone.get('tasks'):
+        tasks = model.get('tasks') or cfg.get('tasks') or {}
+        if tasks:
+            backbone['tasks'] = list(tasks)
+    backbone['init_cfg'] = None
+    return backbone
+
+
+def _checkpoint_config(ckpt: dict) -> Optional[Config]:
+    text = (ckpt.get('meta') or {}).get('cfg')
+    if not text:
+        return None
+    if isinstance(text, (Config, dict)):
+        return text
+    return Config.fromstring(text, '.py')
+
+
+def load_lego_backbone(checkpoint: str,
+                       config: Optional[Union[str, Config, dict]] = None,
+                       prefix: str = 'backbone.'
+                       ) -> Tuple[nn.Module, dict]:
+    """Rebuild a lego backbone and load its weights from a checkpoint.
+
+    Args:
+        checkpoint (str): a GPPF checkpoint (the backbone under ``prefix``)
+            or a bare lego backbone state dict.
+        config (str | Config | dict, optional): the config to build the
+            backbone from; by default the one MMEngine stores in the
+            checkpoint's ``meta['cfg']``.
+        prefix (str): the backbone's key prefix in the checkpoint's state
+            dict (ignored when no key has it).
+
+    Returns:
+        tuple: the backbone (eval mode) and the checkpoint's ``meta``.
+
+    Raises:
+        FileNotFoundError: a missing checkpoint or config file.
+        ValueError: no config given or stored; no lego backbone in it.
+        RuntimeError: the weights do not fit the rebuilt backbone.
+    """
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
+                                'exist')
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file {config!r} does not exist')
+        config = Config.fromfile(config)
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{checkpoint!r} does not hold a state dict')
+    if config is None:
+        config = _checkpoint_config(ckpt)
+        if config is None:
+            raise ValueError(
+                f'{checkpoint!r} stores no config in meta["cfg"]; pass the '
+                'training config (--config)')
+    backbone_cfg = lego_backbone_cfg(config)
+    backbone_cfg['type'] = _type_name(backbone_cfg).split('.')[-1]
+    backbone_cfg['_scope_'] = 'gppf_mm'
+    backbone = MODELS.build(backbone_cfg)
+
+    state = ckpt.get('state_dict', ckpt)
+    if prefix and any(k.startswith(prefix) for k in state):
+        state = {
+            k[len(prefix):]: v
+            for k, v in state.items() if k.startswith(prefix)
+        }
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f'the weights in {checkpoint!r} do not fit the lego backbone '
+            f'built from the config ({backbone_cfg}): {err}') from None
+    return backbone.eval(), dict(ckpt.get('meta') or {})
+
+
+def resolve_task_path(backbone: nn.Module,
+                      task: Optional[str] = None,
+                      path: Optional[Sequence[int]] = None) -> List[int]:
+    """The unit of every lego layer (explicit ``path`` or ``task``'s argmax
+    path), validated with messages naming the bad value."""
+    if task is not None and backbone.controller is not None:
+        backbone.controller.check_task(task)
+    return backbone.resolve_path(task=task, path=path)
+
+
+def path_rows(backbone: nn.Module,
+              path: Sequence[int],
+              task: Optional[str] = None) -> List[Tuple[str, int, float]]:
+    """``(layer name, unit, probability)`` per lego layer; the probability
+    is ``task``'s selection probability of that unit (NaN without a task or
+    controller)."""
+    names = backbone.lego_layer_display_names()
+    probs = None
+    if task is not None and backbone.controller is not None:
+        index = backbone.controller.tasks.index(task)
+        probs = backbone.selection_probabilities()[index]
+    return [(name, int(k), float(probs[i, k]) if probs is not None else
+             float('nan')) for i, (name, k) in enumerate(zip(names, path))]
+
+
+def path_table(rows: Sequence[Tuple[str, int, float]]) -> str:
+    """A text table of :func:`path_rows`."""
+    width = max(len('layer'), *(len(r[0]) for r in rows))
+    lines = [f'{"layer":<{width}}  unit  probability']
+    for name, unit, prob in rows:
+        shown = '-' if prob != prob else f'{prob:.4f}'
+        lines.append(f'{name:<{width}}  {unit:>4}  {shown:>11}')
+    return '\n'.join(lines)
+
+
+def extract_path_checkpoint(backbone: nn.Module,
+                            task: Optional[str] = None,
+                            path: Optional[Sequence[int]] = None,
+                            target: str = 'mmdet',
+                            prefix: str = 'backbone.',
+                            source: Optional[str] = None) -> Dict[str, Any]:
+    """A plain backbone checkpoint of one path.
+
+    The result loads into a stock OpenMMLab model with
+    ``init_cfg=dict(type='Pretrained', checkpoint=FILE, prefix=prefix)``.
+
+    Returns:
+        dict: ``{'state_dict': {prefix + key: tensor}, 'meta': {...}}``;
+        ``meta`` holds the task, the path, the layer names, the selection
+        probabilities, the target library and (for LegoResNet) the config
+        of the plain backbone.
+
+    Example:
+        >>> from gppf_mm.models.backbones import LegoResNet
+        >>> lego = LegoResNet(depth=18, base_channels=8, num_units=2,
+        ...                   tasks=['coco'])
+        >>> ckpt = extract_path_checkpoint(lego, task='coco')
+        >>> print(ckpt['meta']['path'])
+        [0, 0, 0, 0, 0, 0, 0, 0, 0]
+        >>> print(tuple(ckpt['state_dict']['backbone.conv1.weight'].shape))
+        (8, 3, 7, 7)
+    """
+    path = resolve_task_path(backbone, task, path)
+    kwargs = {}
+    if hasattr(backbone, 'plain_backbone_cfg'):
+        kwargs['target'] = target
+    plain = backbone.extract_path(path=path, **kwargs)
+    rows = path_rows(backbone, path, task)
+    meta = dict(
+        task=task,
+        path=list(path),
+        layers=[r[0] for r in rows],
+        probabilities=[r[2] for r in rows],
+        target=target,
+        source=source)
+    if hasattr(backbone, 'plain_backbone_cfg'):
+        meta['backbone_cfg'] = backbone.plain_backbone_cfg(target)
+    return dict(
+        state_dict={
+            f'{prefix}{k}': v.detach().clone()
+            for k, v in plain.items()
+        },
+        meta=meta)
+
+
+__all__ = [
+    'lego_backbone_cfg', 'load_lego_backbone', 'resolve_task_path',
+    'path_rows', 'path_table', 'extract_path_checkpoint'
+]
