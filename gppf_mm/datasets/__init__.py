@@ -1,12 +1,16 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 from .task_sampler import (
-                           ResumableInfiniteSampler,
-                           TaskSampler,
-                           normalise_task_weights,
-                           sampler_seed,
+    SAMPLING_MODES,
+    ResumableInfiniteSampler,
+    TaskSampler,
+    normalise_task_weights,
+    rank_index_stream,
+    rank_stream_start,
+    sampler_seed,
 )
 
 __all__ = [
     'TaskSampler', 'ResumableInfiniteSampler', 'normalise_task_weights',
-    'sampler_seed'
+    'sampler_seed', 'rank_stream_start', 'rank_index_stream',
+    'SAMPLING_MODES'
 ]

@@ -6,7 +6,6 @@ fails the caller instead of blocking it.
 """
 import io
 import os
-import socket
 import traceback
 from datetime import timedelta
 from typing import Any, Callable, List
@@ -15,11 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-
-def find_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from gppf_mm.utils.dist import find_free_port
 
 
 def _worker(rank: int, world_size: int, port: int, fn: Callable,

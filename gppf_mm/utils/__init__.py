@@ -1,6 +1,6 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 from .checkpoint import checkpoint_safe_globals, safe_torch_load
-from .dist import default_backend, prepare_dist_cfg
+from .dist import default_backend, find_free_port, prepare_dist_cfg
 from .setup_env import (
                         build_in_scope,
                         register_all_modules,
@@ -13,5 +13,5 @@ __all__ = [
     'register_all_modules', 'build_in_scope', 'resolve_scopes', 'scope_of',
     'with_scope',
     'safe_torch_load', 'checkpoint_safe_globals', 'prepare_dist_cfg',
-    'default_backend'
+    'default_backend', 'find_free_port'
 ]

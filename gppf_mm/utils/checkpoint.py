@@ -55,7 +55,9 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     ``getattr(HistoryBuffer, 'mean')``; the general ``getattr`` would open
     the weights-only unpickler to arbitrary attribute chains.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    allowed = name in HistoryBuffer._statistics_methods or (
+        not name.startswith('_') and callable(vars(HistoryBuffer).get(name)))
+    if obj is HistoryBuffer and allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')

@@ -1,12 +1,20 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """Distributed start-up that also works on machines without a GPU."""
 import os
+import socket
 from datetime import timedelta
 from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+
+
+def find_free_port() -> int:
+    """A free TCP port on localhost (for a rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def default_backend() -> str:

@@ -2,6 +2,8 @@
 """A runner checkpoint saves and resumes on the installed torch (>= 2.6)."""
 import os.path as osp
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -74,6 +76,12 @@ def test_plain_torch_load_needs_the_fix(tmp_path):
     # what torch >= 2.6 does by default with an MMEngine checkpoint
     with pytest.raises(pickle.UnpicklingError):
         torch.load(ckpt)
+    # in a fresh process HistoryBuffer's statistics table is still empty
+    code = ('import sys; from gppf_mm.utils import safe_torch_load; '
+            'print(safe_torch_load(sys.argv[1])["meta"]["iter"])')
+    out = subprocess.run([sys.executable, '-c', code, ckpt],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == '2', out.stderr[-2000:]
     loaded = safe_torch_load(ckpt)
     assert loaded['meta']['iter'] == 2
     assert set(loaded) >= {

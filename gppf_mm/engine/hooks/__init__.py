@@ -1,9 +1,13 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 from .selection_logger_hook import SelectionLoggerHook
 from .simt_state_hook import SIMTStateHook
-from .temperature_hook import GumbelTemperatureHook, linear_temperature
+from .temperature_hook import (
+    GumbelTemperatureHook,
+    controllers,
+    linear_temperature,
+)
 
 __all__ = [
     'GumbelTemperatureHook', 'SelectionLoggerHook', 'SIMTStateHook',
-    'linear_temperature'
+    'linear_temperature', 'controllers'
 ]

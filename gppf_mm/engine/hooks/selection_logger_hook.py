@@ -1,5 +1,6 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 import os.path as osp
+from typing import List, Optional
 
 import torch
 from mmengine.dist import master_only
@@ -8,6 +9,8 @@ from mmengine.model import is_model_wrapper
 
 from gppf_mm.registry import HOOKS
 
+from .temperature_hook import controllers
+
 
 def _backbone(runner):
     model = runner.model.module if is_model_wrapper(
@@ -15,36 +18,84 @@ def _backbone(runner):
     return getattr(model, 'backbone', None)
 
 
+def _layer_names(runner, num_layers: int) -> Optional[List[str]]:
+    backbone = _backbone(runner)
+    names = getattr(backbone, 'lego_layer_display_names', None)
+    if names is None:
+        return None
+    names = list(names())
+    return names if len(names) == num_layers else None
+
+
 @HOOKS.register_module()
 class SelectionLoggerHook(Hook):
-    """Log the task x layer selection-probability table every ``interval``
-    iterations and save the probabilities at the end of training to
-    ``{work_dir}/selection_probs.pth`` (tasks, layer names, (T, L, N)
-    tensor), the data behind the paper's Figure 3."""
+    """Log the unit-selection probabilities of the Gumbel controllers.
+
+    Every ``interval`` iterations the task x layer table (most likely unit
+    and its probability, :meth:`GumbelController.probability_table`) goes
+    to the log and the (T, L, N) probabilities are kept. At the end of
+    training ``{work_dir}/selection_probs.pth`` receives the final
+    probabilities and their history (the data behind the paper's
+    Figure 3)::
+
+        dict(tasks=[...], layers=[...], probs=Tensor(T, L, N),
+             history_iters=[...], history=Tensor(K, T, L, N))
+
+    It holds tensors, strings and ints only (``weights_only`` loadable).
+    Models without a controller are skipped.
+
+    Args:
+        interval (int): iterations between two tables. Defaults to 1000.
+        save (bool): write ``selection_probs.pth``. Defaults to True.
+        filename (str): file name in the work directory.
+    """
     priority = 'LOW'
 
-    def __init__(self, interval: int = 1000) -> None:
+    def __init__(self,
+                 interval: int = 1000,
+                 save: bool = True,
+                 filename: str = 'selection_probs.pth') -> None:
+        if not (isinstance(interval, int) and interval > 0):
+            raise ValueError(f'interval must be a positive int, got '
+                             f'{interval!r}')
         self.interval = interval
+        self.save = save
+        self.filename = filename
+        self.history_iters: List[int] = []
+        self.history: List[torch.Tensor] = []
 
     @master_only
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        backbone = _backbone(runner)
-        if backbone is None or getattr(backbone, 'controller', None) is None:
+        if not self.every_n_train_iters(runner, self.interval):
             return
-        if self.every_n_train_iters(runner, self.interval):
-            runner.logger.info('unit selection (unit:probability) at iter '
-                               f'{runner.iter + 1}:\n' +
-                               backbone.probability_table())
+        ctrls = controllers(runner)
+        if not ctrls:
+            return
+        ctrl = ctrls[0]
+        names = _layer_names(runner, ctrl.num_layers)
+        runner.logger.info('unit selection (unit:probability) at iter '
+                           f'{runner.iter + 1}:\n' +
+                           ctrl.probability_table(names))
+        self.history_iters.append(runner.iter + 1)
+        self.history.append(ctrl.probabilities().cpu())
 
     @master_only
     def after_train(self, runner):
-        backbone = _backbone(runner)
-        if backbone is None or getattr(backbone, 'controller', None) is None:
+        ctrls = controllers(runner)
+        if not ctrls or not self.save:
             return
+        ctrl = ctrls[0]
+        names = _layer_names(runner, ctrl.num_layers) or [
+            f'L{i}' for i in range(ctrl.num_layers)
+        ]
+        probs = ctrl.probabilities().cpu()
         torch.save(
             dict(
-                tasks=list(backbone.controller.tasks),
-                layers=backbone.lego_layer_display_names(),
-                probs=backbone.selection_probabilities()),
-            osp.join(runner.work_dir, 'selection_probs.pth'))
+                tasks=list(ctrl.tasks),
+                layers=names,
+                probs=probs,
+                history_iters=list(self.history_iters),
+                history=torch.stack(self.history)
+                if self.history else probs.new_zeros((0, ) + probs.shape)),
+            osp.join(runner.work_dir, self.filename))

@@ -1,40 +1,58 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 
-from gppf_mm.engine.runner.simt_loop import SIMTTrainLoop
 from gppf_mm.registry import HOOKS
+
+
+def _simt_loop(runner):
+    """The runner's train loop if it is built and keeps SIMT state."""
+    loop = getattr(runner, '_train_loop', None)
+    if loop is None or isinstance(loop, dict):
+        return None
+    return loop if hasattr(loop, 'load_simt_states') else None
 
 
 @HOOKS.register_module()
 class SIMTStateHook(Hook):
     """Put every rank's SIMT state into checkpoints and restore it.
 
-    The state of each rank (task-sampler generator, batches consumed per
-    task, global RNG states) is gathered by the loop at the end of every
-    iteration; rank 0 writes the list as ``checkpoint['simt']``. On resume
-    every rank takes its own entry, so its sequence of (task, sample
-    indices) continues as in an uninterrupted run, without decoding the
-    skipped batches.
+    The state of a rank is its task generator, the batches it consumed per
+    task and its global RNG states (torch, CUDA when initialised, numpy,
+    Python), taken at the end of an iteration. :class:`SIMTTrainLoop`
+    exchanges the states of all ranks every iteration (MMEngine calls
+    ``before_save_checkpoint`` on rank 0 only, so no collective can run
+    there); rank 0 stores the list, indexed by rank, as
+    ``checkpoint['simt']``. It holds tensors, numbers, strings, lists and
+    dicts only, so it loads with ``torch.load(weights_only=True)``.
+
+    On resume (``after_load_checkpoint``, on every rank) each rank takes its
+    own entry, so its sequence of (task, sample indices) continues as in an
+    uninterrupted run; the batches consumed before are skipped as indices,
+    without decoding them. The states are applied when training starts and
+    only if it resumes: ``load_from`` without ``resume`` (MMEngine calls the
+    same hook then) loads weights only.
+
+    :class:`SIMTTrainLoop` registers this hook itself when a config lacks it.
+
+    Args:
+        allow_world_size_change (bool): resume a checkpoint of another
+            number of ranks approximately instead of raising.
+            Defaults to False.
     """
     priority = 'VERY_LOW'
 
+    def __init__(self, allow_world_size_change: bool = False) -> None:
+        self.allow_world_size_change = allow_world_size_change
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        loop = runner.train_loop if runner._train_loop is not None and \
-            not isinstance(runner._train_loop, dict) else None
-        if isinstance(loop, SIMTTrainLoop) and loop.gathered_states:
+        loop = _simt_loop(runner)
+        if loop is not None and loop.gathered_states:
             checkpoint['simt'] = loop.gathered_states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('simt')
-        loop = runner._train_loop
-        if states is None or not isinstance(loop, SIMTTrainLoop):
+        loop = _simt_loop(runner)
+        if states is None or loop is None:
             return
-        rank, world_size = get_dist_info()
-        if len(states) != world_size:
-            raise ValueError(
-                f'the checkpoint holds the SIMT state of {len(states)} '
-                f'ranks but this run has {world_size}; resume with the same '
-                'number of processes (or load the weights with load_from '
-                'and resume=False)')
-        loop.load_state_dict(states[rank])
+        loop.load_simt_states(
+            states, allow_world_size_change=self.allow_world_size_change)

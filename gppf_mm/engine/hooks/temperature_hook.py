@@ -1,5 +1,5 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -8,16 +8,17 @@ from gppf_mm.models.routing import GumbelController
 from gppf_mm.registry import HOOKS
 
 
-def linear_temperature(it: int, start: float, end: float,
-                       end_iter: int) -> float:
-    """``start`` at iteration 0, linearly to ``end`` at ``end_iter``, then
+def linear_temperature(step: int, start: float, end: float,
+                       end_step: int) -> float:
+    """``start`` at step 0, linearly to ``end`` at ``end_step``, then
     ``end``."""
-    if end_iter <= 0 or it >= end_iter:
+    if end_step <= 0 or step >= end_step:
         return end
-    return start + (end - start) * it / end_iter
+    return start + (end - start) * step / end_step
 
 
-def controllers(runner):
+def controllers(runner) -> List[GumbelController]:
+    """Every :class:`GumbelController` of the runner's model."""
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
     return [m for m in model.modules() if isinstance(m, GumbelController)]
@@ -28,15 +29,26 @@ class GumbelTemperatureHook(Hook):
     """Decay the Gumbel-Softmax temperature linearly (paper, D.1: 5.0 to
     0.01 by 45w of 50w iterations, then fixed).
 
-    The temperature is computed from ``runner.iter`` before every iteration,
-    so it is right after a resume.
+    Before every training iteration the temperature is computed from
+    ``runner.iter`` (or ``runner.epoch``), set on every
+    :class:`GumbelController` of the model and logged as ``train/tau``; it
+    is therefore right after a resume.
 
     Args:
-        start (float): temperature at iteration 0.
-        end (float): final temperature.
-        end_iter (int, optional): iteration where ``end`` is reached.
-        end_ratio (float): used when ``end_iter`` is None: the fraction of
-            ``max_iters`` where ``end`` is reached. Defaults to 0.9.
+        start (float): temperature at iteration 0. Defaults to 5.0.
+        end (float): final temperature. Defaults to 0.01.
+        end_iter (int, optional): iteration (epoch with ``by_epoch``) where
+            ``end`` is reached. Defaults to None: ``end_ratio`` of the
+            training length.
+        end_ratio (float): fraction of ``max_iters`` (``max_epochs``) where
+            ``end`` is reached when ``end_iter`` is None. Defaults to 0.9.
+        by_epoch (bool): count epochs instead of iterations.
+            Defaults to False.
+
+    Example:
+        >>> hook = GumbelTemperatureHook(start=5.0, end=0.01, end_iter=450)
+        >>> hook.temperature(225), hook.temperature(1000)
+        (2.505, 0.01)
     """
     priority = 'NORMAL'
 
@@ -44,23 +56,46 @@ class GumbelTemperatureHook(Hook):
                  start: float = 5.0,
                  end: float = 0.01,
                  end_iter: Optional[int] = None,
-                 end_ratio: float = 0.9) -> None:
+                 end_ratio: float = 0.9,
+                 by_epoch: bool = False) -> None:
         if not (start > 0 and end > 0):
             raise ValueError(f'temperatures must be > 0, got start={start}, '
                              f'end={end}')
-        self.start = start
-        self.end = end
+        if end_iter is not None and not (isinstance(end_iter, int)
+                                         and end_iter >= 0):
+            raise ValueError(f'end_iter must be an int >= 0 or None, got '
+                             f'{end_iter!r}')
+        if not 0 < end_ratio <= 1:
+            raise ValueError(f'end_ratio must be in (0, 1], got {end_ratio}')
+        self.start = float(start)
+        self.end = float(end)
         self.end_iter = end_iter
         self.end_ratio = end_ratio
+        self.by_epoch = by_epoch
 
-    def _end_iter(self, runner) -> int:
+    def _end_step(self, runner) -> int:
         if self.end_iter is not None:
             return self.end_iter
-        return int(round(runner.max_iters * self.end_ratio))
+        total = runner.max_epochs if self.by_epoch else runner.max_iters
+        return int(round(total * self.end_ratio))
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
-        tau = linear_temperature(runner.iter, self.start, self.end,
-                                 self._end_iter(runner))
+    def temperature(self, step: int, end_step: Optional[int] = None) -> float:
+        """The temperature at ``step`` (iteration or epoch)."""
+        if end_step is None:
+            if self.end_iter is None:
+                raise ValueError('end_step is needed when end_iter is None')
+            end_step = self.end_iter
+        return linear_temperature(step, self.start, self.end, end_step)
+
+    def _apply(self, runner) -> None:
+        step = runner.epoch if self.by_epoch else runner.iter
+        tau = self.temperature(step, self._end_step(runner))
         for ctrl in controllers(runner):
             ctrl.set_temperature(tau)
         runner.message_hub.update_scalar('train/tau', tau)
+
+    def before_train(self, runner) -> None:
+        self._apply(runner)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
+        self._apply(runner)

@@ -1,8 +1,14 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 from .multi_task_loops import MultiTaskTestLoop, MultiTaskValLoop
-from .simt_loop import SIMTTrainLoop, rng_state, set_rng_state
+from .simt_loop import (
+    EndlessBatchSampler,
+    SIMTTrainLoop,
+    preserved_rng_state,
+    rng_state,
+    set_rng_state,
+)
 
 __all__ = [
     'SIMTTrainLoop', 'MultiTaskValLoop', 'MultiTaskTestLoop', 'rng_state',
-    'set_rng_state'
+    'set_rng_state', 'preserved_rng_state', 'EndlessBatchSampler'
 ]

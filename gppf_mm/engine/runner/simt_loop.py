@@ -1,25 +1,61 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""Single Iteration Multiple Tasks: every rank runs its own task per
-iteration (paper, Section 3.2)."""
+"""Single Iteration Multiple Tasks: every rank runs its own task in each
+iteration (paper, Section 3.2).
+
+Data. Each task has its own dataloader. Its iterator is created the first
+time this rank draws the task, so a task a rank never draws decodes nothing
+there, and a task decodes what it consumes plus its loader's prefetch.
+
+Resume. At the end of every iteration the ranks exchange their state (task
+generator, batches consumed per task, global RNG states); a checkpoint holds
+the list (see :class:`~gppf_mm.engine.hooks.SIMTStateHook`). On resume every
+rank restores its entry and moves each task's index stream on by what it
+consumed -- generating indices only, decoding nothing -- so the sequence of
+(task, sample indices) continues exactly as without the interruption.
+
+Two kinds of train dataloaders are handled:
+
+- a plain batch sampler over an infinite sampler (``ResumableInfiniteSampler``
+  or MMEngine's ``InfiniteSampler``): used as is; on resume the sampler is
+  moved on by ``batches * batch_size`` indices.
+- anything else (``DefaultSampler``, MMDetection's
+  ``AspectRatioBatchSampler``, ...): the batch sampler is wrapped in an
+  endless one that starts a new epoch (``set_epoch``) whenever it runs out;
+  on resume the batches consumed are replayed as indices only.
+"""
 import bisect
+import inspect
+import itertools
+import math
 import random
-from typing import Any, Dict, List, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_dist_info
 from mmengine.runner import BaseLoop
 from mmengine.runner.utils import calc_dynamic_intervals
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
-from gppf_mm.datasets.task_sampler import TaskSampler
+from gppf_mm.datasets.task_sampler import (
+    SAMPLING_MODES,
+    TaskSampler,
+    sampler_seed,
+)
 from gppf_mm.registry import LOOPS
 
+STATE_VERSION = 1
 
+
+# ------------------------------------------------------------ RNG states
 def rng_state() -> dict:
-    """Global RNG states as tensors / lists (loadable with weights_only)."""
+    """Global RNG states as tensors, numbers and lists, so that a checkpoint
+    holding them loads with ``torch.load(weights_only=True)``."""
     np_state = np.random.get_state()
+    version, internal, gauss = random.getstate()
     state = dict(
         torch=torch.get_rng_state(),
         numpy=dict(
@@ -27,68 +63,220 @@ def rng_state() -> dict:
             pos=int(np_state[2]),
             has_gauss=int(np_state[3]),
             cached=float(np_state[4])),
-        python=[list(x) if isinstance(x, tuple) else x
-                for x in random.getstate()])
+        python=[version, list(internal), gauss])
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the states saved by :func:`rng_state`."""
     torch.set_rng_state(state['torch'])
     n = state['numpy']
     np.random.set_state(('MT19937', n['key'].numpy().astype(np.uint32),
-                         n['pos'], n['has_gauss'], n['cached']))
+                         int(n['pos']), int(n['has_gauss']),
+                         float(n['cached'])))
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def _batch_size(loader: DataLoader) -> int:
-    if loader.batch_size is not None:
-        return loader.batch_size
-    return loader.batch_sampler.batch_size
+@contextmanager
+def preserved_rng_state() -> Iterator[None]:
+    """Run a block without changing the global RNG states."""
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
 
 
-def _skip_samples(sampler, num: int) -> None:
-    """Move an infinite sampler ``num`` indices on, decoding nothing."""
-    if num == 0:
+# ------------------------------------------------------ task dataloaders
+class EndlessBatchSampler:
+    """Batches of indices from a batch sampler, without end.
+
+    When the wrapped batch sampler runs out, the next epoch starts (its
+    ``set_epoch`` -- or its sampler's -- is called with the epoch number).
+    :meth:`skip` replays batches as indices only, to resume.
+
+    Args:
+        batch_sampler: any deterministic batch sampler.
+        task (str): task name, for error messages.
+    """
+
+    def __init__(self, batch_sampler, task: str) -> None:
+        self.batch_sampler = batch_sampler
+        self.sampler = getattr(batch_sampler, 'sampler', None)
+        self.batch_size = getattr(batch_sampler, 'batch_size', None)
+        self.task = task
+        self.epoch = 0
+        self._skip = 0
+        self._stream: Optional[Iterator[List[int]]] = None
+
+    def skip(self, num_batches: int) -> None:
+        """Start after ``num_batches`` batches (before the first iter)."""
+        if self._stream is not None:
+            raise RuntimeError(f'task {self.task!r}: cannot skip batches of '
+                               'a batch stream that has started')
+        self._skip = int(num_batches)
+
+    def _set_epoch(self, epoch: int) -> None:
+        for obj in (self.batch_sampler, self.sampler):
+            if hasattr(obj, 'set_epoch'):
+                obj.set_epoch(epoch)
+                return
+
+    def _batches(self) -> Iterator[List[int]]:
+        self._set_epoch(self.epoch)
+        while True:
+            empty = True
+            for batch in self.batch_sampler:
+                empty = False
+                yield batch
+            if empty:
+                raise RuntimeError(f'task {self.task!r}: the train '
+                                   'dataloader yields no batch')
+            self.epoch += 1
+            self._set_epoch(self.epoch)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        if self._stream is None:
+            self._stream = self._batches()
+            for _ in range(self._skip):
+                next(self._stream)
+        return self._stream
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+def _clone_with_batch_sampler(loader: DataLoader,
+                              batch_sampler) -> DataLoader:
+    """The same DataLoader with another batch sampler."""
+    skip = {
+        'self', 'dataset', 'batch_size', 'shuffle', 'sampler',
+        'batch_sampler', 'drop_last'
+    }
+    kwargs = {
+        name: getattr(loader, name)
+        for name in inspect.signature(DataLoader.__init__).parameters
+        if name not in skip and hasattr(loader, name)
+    }
+    return DataLoader(loader.dataset, batch_sampler=batch_sampler, **kwargs)
+
+
+def _advances_in_place(loader: DataLoader) -> bool:
+    """A plain batch sampler over an infinite sampler: moving the sampler
+    on moves the batches on."""
+    return (type(loader.batch_sampler) is BatchSampler
+            and (hasattr(loader.sampler, 'set_position')
+                 or isinstance(loader.sampler, InfiniteSampler)))
+
+
+def prepare_task_loader(loader: DataLoader, task: str) -> DataLoader:
+    """Make a task's train dataloader endless and resumable."""
+    if not isinstance(loader, DataLoader):
+        raise TypeError(f'task {task!r}: train dataloader must be a config '
+                        f'dict or a DataLoader, got {type(loader).__name__}')
+    if loader.batch_sampler is None:
+        raise ValueError(f'task {task!r}: the train dataloader must batch '
+                         '(batch_size=None is not supported)')
+    if _advances_in_place(loader) or isinstance(loader.batch_sampler,
+                                                EndlessBatchSampler):
+        return loader
+    return _clone_with_batch_sampler(
+        loader, EndlessBatchSampler(loader.batch_sampler, task))
+
+
+def skip_batches(loader: DataLoader, num_batches: int) -> None:
+    """Move a prepared loader on by ``num_batches`` before its first
+    iterator is created, generating indices only."""
+    if num_batches == 0:
         return
+    if isinstance(loader.batch_sampler, EndlessBatchSampler):
+        loader.batch_sampler.skip(num_batches)
+        return
+    num = num_batches * loader.batch_size
+    sampler = loader.sampler
     if hasattr(sampler, 'set_position'):
         sampler.set_position(num)
-    elif hasattr(sampler, 'indices'):  # mmengine's InfiniteSampler
-        for _ in range(num):
-            next(sampler.indices)
-    else:
-        raise TypeError(
-            f'cannot resume a {type(sampler).__name__} at a sample position; '
-            'use sampler=dict(type="ResumableInfiniteSampler")')
+    else:  # MMEngine's InfiniteSampler keeps one stream across iter()
+        next(itertools.islice(sampler.indices, num, num), None)
+
+
+DATALOADER_KEYS = ('dataset', 'batch_size', 'sampler', 'num_workers')
+
+
+def check_task_dict(loaders: Any, loop_name: str, split: str) -> None:
+    """Raise a clear error unless ``loaders`` is a non-empty dict of task
+    name -> dataloader (config or object)."""
+    if not isinstance(loaders, dict) or not loaders:
+        raise ValueError(f'{loop_name} needs a dict of task name -> {split} '
+                         f'dataloader, got {type(loaders).__name__}')
+    looks_single = [k for k in DATALOADER_KEYS if k in loaders]
+    if looks_single:
+        raise ValueError(
+            f'{loop_name} needs a dict of task name -> {split} dataloader, '
+            f'got one dataloader config (keys {looks_single}); write '
+            f'{split}_dataloader=dict(task_name=dict(dataset=..., ...))')
+
+
+def _scalar(value: Any) -> Optional[float]:
+    if torch.is_tensor(value):
+        return float(value.item()) if value.numel() == 1 else None
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    return None
+
+
+def rescale_states(states: Sequence[dict], rank: int,
+                   world_size: int) -> dict:
+    """An approximate state for ``rank`` of ``world_size`` from the states
+    of a run with another number of ranks.
+
+    Each task continues after ``ceil(all ranks' batches / world_size)``
+    batches of the new sharding; the task generator and the RNG states
+    start afresh (see :meth:`SIMTTrainLoop.load_simt_states`).
+    """
+    tasks = list(states[0]['consumed'])
+    totals = {t: sum(int(s['consumed'][t]) for s in states) for t in tasks}
+    return dict(
+        consumed={t: math.ceil(n / world_size)
+                  for t, n in totals.items()},
+        total_consumed=totals,
+        exact=False)
 
 
 @LOOPS.register_module()
 class SIMTTrainLoop(BaseLoop):
-    """Iteration-based training where each rank samples one task per
-    iteration and runs that task's algorithm on one batch of its data.
-
-    Dataloaders are built per task and their iterators are created lazily:
-    a task a rank never samples decodes nothing there, and a task decodes no
-    more than it consumes plus the loader's prefetch.
+    """Iteration-based training in which every rank draws one task per
+    iteration and trains that task's algorithm on one batch of its data
+    (``train_cfg = dict(type='SIMTTrainLoop', ...)``).
 
     Args:
-        runner: the runner.
-        dataloader (dict): task name -> dataloader (config or object).
+        runner (Runner): the runner.
+        dataloader (dict): task name -> dataloader (config or DataLoader).
         max_iters (int): total iterations.
-        task_weights (dict): task name -> sampling weight.
-        sampling (str): ``'simt'`` (per rank, the paper's method) or
-            ``'per_batch'`` (one task for all ranks per iteration).
-        seed (int, optional): task-sampling seed; defaults to the
-            runner's seed.
-        val_begin (int): first iteration that may validate.
-        val_interval (int): validation interval.
-        dynamic_intervals (list[tuple], optional): as MMEngine's loops.
-        gather_logs (bool): merge every rank's task losses into the logs of
-            rank 0 (one small all-gather per iteration).
+        task_weights (dict): task name -> sampling weight (>= 0), the same
+            tasks as ``dataloader``.
+        sampling (str): ``'simt'`` (each rank its own task, the paper's
+            method) or ``'per_batch'`` (one task for all ranks per
+            iteration, the paper's baseline). Defaults to ``'simt'``.
+        seed (int, optional): seed of the task draws (rank ``r`` uses
+            ``seed + r`` in SIMT mode). Defaults to the runner's seed
+            (without its rank offset under ``diff_rank_seed``).
+        val_begin (int): first iteration that may validate. Defaults to 1.
+        val_interval (int): validation interval. Defaults to 1000.
+        dynamic_intervals (list[tuple], optional): ``(milestone,
+            interval)`` pairs, as in MMEngine's loops.
+
+    Every iteration the ranks exchange (task, log variables, state) in one
+    ``all_gather_object``: the outputs given to the ``after_train_iter``
+    hooks -- and so the logs of rank 0 -- hold the mean of each log
+    variable over the ranks that reported it (``'{task}.loss_x'`` over the
+    ranks of that task, ``'loss'`` over all) and ``'{task}.iters'``, the
+    batches of each task trained so far by all ranks together.
     """
 
     def __init__(self,
@@ -100,28 +288,49 @@ class SIMTTrainLoop(BaseLoop):
                  seed: Optional[int] = None,
                  val_begin: int = 1,
                  val_interval: int = 1000,
-                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
-                 gather_logs: bool = True) -> None:
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None
+                 ) -> None:
         self._runner = runner
-        if not isinstance(dataloader, dict) or not dataloader:
-            raise ValueError('SIMTTrainLoop needs a dict of task name -> '
-                             'dataloader')
-        missing = set(task_weights) ^ set(dataloader)
-        if missing:
-            raise ValueError(f'tasks {sorted(missing)} have a dataloader or '
-                             'a sampling weight but not both')
+        check_task_dict(dataloader, 'SIMTTrainLoop', 'train')
+        if not isinstance(task_weights, dict):
+            raise ValueError('SIMTTrainLoop needs task_weights, a dict of '
+                             'task name -> sampling weight')
+        for task in dataloader:
+            if task not in task_weights:
+                raise ValueError(f'task {task!r} has a train dataloader but '
+                                 'no sampling weight in task_weights')
+        for task in task_weights:
+            if task not in dataloader:
+                raise ValueError(f'task {task!r} has a sampling weight but '
+                                 'no train dataloader')
         if not isinstance(max_iters, int) or max_iters <= 0:
             raise ValueError(f'max_iters must be a positive int, got '
                              f'{max_iters!r}')
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f'sampling must be one of {SAMPLING_MODES}, '
+                             f'got {sampling!r}')
+        self.rank, self.world_size = get_dist_info()
+        self.tasks: List[str] = list(dataloader)
+        self.sampling = sampling
+        if seed is None:
+            seed = runner.seed
+            if runner._randomness_cfg.get('diff_rank_seed', False):
+                seed -= self.rank
+        self.seed = int(seed)
+        self.task_sampler = TaskSampler({t: task_weights[t]
+                                         for t in self.tasks}, self.seed,
+                                        sampling, self.rank, self.world_size)
+
         diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
         self.dataloaders: Dict[str, DataLoader] = {}
-        for name, loader in dataloader.items():
+        for task, loader in dataloader.items():
             if isinstance(loader, dict):
                 loader = runner.build_dataloader(
                     loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
-            self.dataloaders[name] = loader
-        # MMEngine's hooks look for `train_loop.dataloader`
-        self.dataloader = next(iter(self.dataloaders.values()))
+            self.dataloaders[task] = prepare_task_loader(loader, task)
+        # MMEngine's hooks and runner look at `train_loop.dataloader`
+        self.dataloader = self.dataloaders[self.tasks[0]]
+
         self._max_iters = max_iters
         self._max_epochs = 1
         self._epoch = 0
@@ -129,25 +338,24 @@ class SIMTTrainLoop(BaseLoop):
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.stop_training = False
-        self.gather_logs = gather_logs
-        self.rank, self.world_size = get_dist_info()
-        self.sampling = sampling
-        seed = runner.seed if seed is None else seed
-        self.task_sampler = TaskSampler(task_weights, seed, sampling,
-                                        self.rank)
-        self.tasks = list(self.dataloaders)
-        self.consumed = {t: 0 for t in self.tasks}  # batches, this rank
-        self.total_consumed = {t: 0 for t in self.tasks}  # all ranks
-        self._iterators: Dict[str, Any] = {}
-        self._start_positions = {t: 0 for t in self.tasks}
-        self._pending_state: Optional[dict] = None
-        self.gathered_states: Optional[List[dict]] = None
         self.dynamic_milestones, self.dynamic_intervals = \
             calc_dynamic_intervals(self.val_interval, dynamic_intervals)
-        for name, loader in self.dataloaders.items():
-            meta = getattr(loader.dataset, 'metainfo', None)
-            if meta is None:
-                runner.logger.warning(f'task {name}: dataset has no metainfo')
+
+        self.consumed = {t: 0 for t in self.tasks}  # this rank
+        self.total_consumed = {t: 0 for t in self.tasks}  # all ranks
+        self._iterators: Dict[str, Iterator] = {}
+        self._pending_state: Optional[dict] = None
+        self._pending_states: Optional[Tuple[List[dict], bool]] = None
+        self.gathered_states: Optional[List[dict]] = None
+        self._ensure_state_hook()
+
+    def _ensure_state_hook(self) -> None:
+        from gppf_mm.engine.hooks.simt_state_hook import SIMTStateHook
+        if not any(isinstance(h, SIMTStateHook) for h in self.runner.hooks):
+            self.runner.register_hook(SIMTStateHook())
+            self.runner.logger.info(
+                'SIMTTrainLoop: registered SIMTStateHook so that checkpoints '
+                'hold the per-rank SIMT state')
 
     # ---------------------------------------------------------- properties
     @property
@@ -168,31 +376,32 @@ class SIMTTrainLoop(BaseLoop):
 
     # ---------------------------------------------------------------- data
     def next_batch(self, task: str) -> dict:
-        """One batch of ``task``'s data, with the ``'task'`` key set."""
-        if task not in self._iterators:
+        """One batch of ``task``'s data with the ``'task'`` key set; the
+        task's iterator is created on first use."""
+        iterator = self._iterators.get(task)
+        if iterator is None:
             loader = self.dataloaders[task]
-            _skip_samples(loader.sampler,
-                          self._start_positions[task] * _batch_size(loader))
-            self._iterators[task] = iter(loader)
-        try:
-            batch = next(self._iterators[task])
-        except StopIteration:  # a finite sampler: start another pass
-            self._iterators[task] = iter(self.dataloaders[task])
-            batch = next(self._iterators[task])
-        self.consumed[task] += 1
+            skip_batches(loader, self.consumed[task])
+            # creating a DataLoader iterator draws its base seed from the
+            # global torch RNG: keep that out of the training RNG streams
+            with preserved_rng_state():
+                iterator = iter(loader)
+            self._iterators[task] = iterator
+        batch = next(iterator)
         if not isinstance(batch, dict):
-            raise TypeError(f'task {task}: the dataloader must yield dicts '
-                            f'(pseudo_collate), got {type(batch).__name__}')
+            raise TypeError(f'task {task!r}: the train dataloader must yield '
+                            'dicts (collate_fn=pseudo_collate), got '
+                            f'{type(batch).__name__}')
+        self.consumed[task] += 1
         batch = dict(batch)
         batch['task'] = task
         return batch
 
     # ----------------------------------------------------------------- run
     def run(self) -> torch.nn.Module:
+        """Train until ``max_iters``."""
         self.runner.call_hook('before_train')
-        if self._pending_state is not None:
-            self._apply_state(self._pending_state)
-            self._pending_state = None
+        self._restore()
         self.runner.call_hook('before_train_epoch')
         while self._iter < self._max_iters and not self.stop_training:
             self.runner.model.train()
@@ -204,17 +413,21 @@ class SIMTTrainLoop(BaseLoop):
                     and self._iter >= self.val_begin
                     and (self._iter % self.val_interval == 0
                          or self._iter == self._max_iters)):
-                self.runner.val_loop.run()
+                # validation must not shift the training RNG streams, or a
+                # resumed run (which skips it) would diverge
+                with preserved_rng_state():
+                    self.runner.val_loop.run()
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
         return self.runner.model
 
     def run_iter(self, task: str, data_batch: dict) -> None:
+        """Train ``task`` on one batch and call the iteration hooks."""
         self.runner.call_hook(
             'before_train_iter', batch_idx=self._iter, data_batch=data_batch)
         outputs = self.runner.model.train_step(
             data_batch, optim_wrapper=self.runner.optim_wrapper)
-        outputs = self._merge_ranks(task, outputs)
+        outputs = self._exchange(task, outputs)
         self.runner.call_hook(
             'after_train_iter',
             batch_idx=self._iter,
@@ -222,15 +435,16 @@ class SIMTTrainLoop(BaseLoop):
             outputs=outputs)
         self._iter += 1
 
-    def _merge_ranks(self, task: str, outputs: Dict[str, Any]) -> dict:
-        """Every rank's log vars and resume state, merged for logging and
-        checkpoints (one all-gather)."""
-        scalars = {
-            k: float(v.item() if torch.is_tensor(v) else v)
-            for k, v in (outputs or {}).items()
-        }
+    def _exchange(self, task: str, outputs: Optional[dict]) -> dict:
+        """Share (task, log variables, state) with every rank; return the
+        merged log variables."""
+        scalars = {}
+        for key, value in (outputs or {}).items():
+            v = _scalar(value)
+            if v is not None:
+                scalars[key] = v
         local = dict(task=task, logs=scalars, state=self.state_dict())
-        if self.world_size > 1 and self.gather_logs:
+        if self.world_size > 1:
             everyone: List[Any] = [None] * self.world_size
             dist.all_gather_object(everyone, local)
         else:
@@ -238,13 +452,11 @@ class SIMTTrainLoop(BaseLoop):
         self.gathered_states = [e['state'] for e in everyone]
         for e in everyone:
             self.total_consumed[e['task']] += 1
-        if len(everyone) == 1 and not self.gather_logs:
-            return outputs
         merged: Dict[str, List[float]] = {}
         for e in everyone:
-            for k, v in e['logs'].items():
-                merged.setdefault(k, []).append(v)
-        out = {k: sum(v) / len(v) for k, v in merged.items()}
+            for key, value in e['logs'].items():
+                merged.setdefault(key, []).append(value)
+        out = {key: sum(v) / len(v) for key, v in merged.items()}
         for t in self.tasks:
             out[f'{t}.iters'] = float(self.total_consumed[t])
         return out
@@ -255,32 +467,101 @@ class SIMTTrainLoop(BaseLoop):
 
     # -------------------------------------------------------------- resume
     def state_dict(self) -> dict:
-        """This rank's state at the iteration boundary."""
+        """This rank's state at the end of the current iteration."""
         return dict(
+            version=STATE_VERSION,
+            iter=self._iter + 1,
+            sampling=self.sampling,
             task_sampler=self.task_sampler.state_dict(),
             consumed=dict(self.consumed),
-            total_consumed=dict(self.total_consumed),
-            rng=rng_state(),
-            sampling=self.sampling)
+            rng=rng_state())
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore before :meth:`run` starts (applied after the runner's own
-        seeding, which would overwrite the RNG states)."""
-        self._pending_state = state
+        """Restore this rank's state when :meth:`run` starts (after the
+        runner's own seeding on resume, which would overwrite the RNG)."""
+        self._pending_state = dict(state)
+
+    def load_simt_states(self,
+                         states: Sequence[dict],
+                         allow_world_size_change: bool = False) -> None:
+        """Restore from the states of all ranks of a checkpoint.
+
+        The states are applied when :meth:`run` starts, and only if the
+        run resumes (its iteration is not 0): a checkpoint loaded with
+        ``load_from`` and ``resume=False`` gives weights only.
+
+        Args:
+            states (list[dict]): one state per rank of the saved run.
+            allow_world_size_change (bool): with another number of ranks,
+                continue approximately (each task after its share of the
+                batches consumed; fresh task draws and RNG states) instead
+                of raising. Defaults to False.
+        """
+        self._pending_states = (list(states), allow_world_size_change)
+
+    def _state_of_rank(self, states: List[dict],
+                       allow_world_size_change: bool) -> dict:
+        if len(states) == self.world_size:
+            state = dict(states[self.rank])
+            state['total_consumed'] = {
+                t: sum(int(s['consumed'].get(t, 0)) for s in states)
+                for t in states[0]['consumed']
+            }
+            return state
+        if not allow_world_size_change:
+            raise ValueError(
+                f'the checkpoint holds the SIMT state of {len(states)} '
+                f'ranks but this run has {self.world_size}; resume with '
+                f'{len(states)} processes, or set '
+                'SIMTStateHook(allow_world_size_change=True) to continue '
+                'approximately')
+        self.runner.logger.warning(
+            f'the checkpoint holds the SIMT state of {len(states)} ranks, '
+            f'this run has {self.world_size}: the tasks continue '
+            'approximately (not as an uninterrupted run would)')
+        return rescale_states(states, self.rank, self.world_size)
+
+    def _restore(self) -> None:
+        """Apply a state given by :meth:`load_simt_states` or
+        :meth:`load_state_dict`."""
+        if self._pending_states is not None:
+            states, allow = self._pending_states
+            self._pending_states = None
+            if self._iter == 0:
+                self.runner.logger.info(
+                    'SIMTTrainLoop: the checkpoint was loaded without '
+                    'resuming; its SIMT state is not used')
+                return
+            self._pending_state = self._state_of_rank(states, allow)
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self._apply_state(state)
 
     def _apply_state(self, state: dict) -> None:
         if state.get('sampling', self.sampling) != self.sampling:
             raise ValueError(f'the checkpoint was trained with sampling='
                              f'{state["sampling"]!r}, this run uses '
                              f'{self.sampling!r}')
-        self.task_sampler.load_state_dict(state['task_sampler'])
-        unknown = set(state['consumed']) - set(self.tasks)
+        unknown = sorted(set(state['consumed']) - set(self.tasks))
         if unknown:
-            raise ValueError(f'the checkpoint has tasks {sorted(unknown)} '
-                             f'that this config lacks ({self.tasks})')
+            raise ValueError(f'the checkpoint has tasks {unknown} that this '
+                             f'run lacks ({self.tasks})')
+        if 'iter' in state and int(state['iter']) != self._iter:
+            raise ValueError(
+                f'the SIMT state of the checkpoint belongs to iteration '
+                f'{state["iter"]} but the run resumes at {self._iter}')
+        if self._iterators:
+            raise RuntimeError('the SIMT state must be restored before the '
+                               'first iteration')
         for t in self.tasks:
             self.consumed[t] = int(state['consumed'].get(t, 0))
-            self.total_consumed[t] = int(state['total_consumed'].get(t, 0))
-            self._start_positions[t] = self.consumed[t]
-        self._iterators.clear()
-        set_rng_state(state['rng'])
+            self.total_consumed[t] = int(
+                state.get('total_consumed', {}).get(t, 0))
+        if state.get('exact', True):
+            self.task_sampler.load_state_dict(state['task_sampler'])
+            set_rng_state(state['rng'])
+        else:
+            # fresh draws that do not repeat the first iterations'
+            self.task_sampler.generator.manual_seed(
+                sampler_seed(self.seed + 1000003 * self._iter, self.rank,
+                             self.sampling))

@@ -1,28 +1,40 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""Gradient fusion: each parameter averaged over the ranks that used it."""
+"""Gradient fusion: each parameter averaged over the ranks that used it.
+
+All two-rank scenarios run in one spawn (module fixture) to keep the tests
+fast; the test functions check its results.
+"""
+import pytest
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import OptimWrapper
 
 from gppf_mm.engine.model_wrappers import GradientFusionWrapper
+from gppf_mm.models.layers import CrossTaskBatchNorm2d
 from gppf_mm.registry import MODEL_WRAPPERS
 from gppf_mm.testing import run_distributed
 
+PARAMS = ['A.weight', 'B.weight', 'C.weight', 'head_bn.weight',
+          'head_bn.bias', 'unused.weight', 'shared_bn.weight',
+          'shared_bn.bias']
+
 
 class ThreeBranch(BaseModel):
-    """Task 'a' uses A and C, task 'b' uses B and C; 'h' is a head with BN
-    used by task 'a' only."""
+    """Task 'a' uses A, C and the head BN; task 'b' uses B and C; task 'all'
+    uses every parameter. ``shared_bn`` is a cross-task BN that no task
+    runs (its buffers must not be touched by the norm sync)."""
 
-    def __init__(self):
+    def __init__(self, seed=0):
         super().__init__()
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         self.A = nn.Linear(4, 1, bias=False)
         self.B = nn.Linear(4, 1, bias=False)
         self.C = nn.Linear(4, 1, bias=False)
         self.head_bn = nn.BatchNorm1d(4)
         self.unused = nn.Linear(4, 1, bias=False)
+        self.shared_bn = CrossTaskBatchNorm2d(2)
 
     def forward(self, inputs, data_samples=None, mode='tensor', task=None):
         x = inputs
@@ -30,132 +42,265 @@ class ThreeBranch(BaseModel):
             out = self.A(self.head_bn(x)) + self.C(x)
         elif task == 'b':
             out = self.B(x) + self.C(x)
-        else:  # 'all': every parameter, including 'unused'
-            out = self.A(x) + self.B(x) + self.C(x) + self.unused(x)
+        elif task == 'all':
+            out = (self.A(self.head_bn(x)) + self.B(x) + self.C(x) +
+                   self.unused(x))
+        else:
+            raise ValueError(task)
         return dict(loss=(out**2).mean())
 
 
 def batch(rank, task, n):
     g = torch.Generator().manual_seed(10 + rank)
-    return dict(inputs=torch.randn(n, 4, generator=g), task=task)
+    return dict(inputs=torch.randn(n, 4, generator=g) + rank, task=task)
 
 
-def local_grads(model, data):
-    model.zero_grad(set_to_none=True)
-    losses = model(**data, mode='loss')
-    losses['loss'].backward()
+def local_grads(data):
+    model = ThreeBranch()
+    model(**data, mode='loss')['loss'].backward()
     return {n: p.grad.clone() for n, p in model.named_parameters()
             if p.grad is not None}
 
 
-def fusion_worker(rank, world):
-    model = ThreeBranch()
-    # hand computation: what each rank would produce on its own
+def grads_of(model):
+    return {n: (None if p.grad is None else p.grad.clone())
+            for n, p in model.named_parameters()}
+
+
+def weights_of(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+# ----------------------------------------------------------- scenarios
+def task_average_case(rank):
+    """Rank 0 runs task 'a', rank 1 task 'b'."""
     data = [batch(0, 'a', 3), batch(1, 'b', 5)]
-    mine = [local_grads(ThreeBranch(), d) for d in data]
+    # different seeds: the construction broadcast makes rank 1 match
+    model = ThreeBranch(seed=rank)
     wrapper = GradientFusionWrapper(model)
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    wrapper.train_step(dict(data[rank]), optim)  # zero_grad'ed after step
-    # redo the backward without stepping to inspect the fused gradients
-    model2 = ThreeBranch()
-    wrapper2 = GradientFusionWrapper(model2)
-    losses = model2(**data[rank], mode='loss')
-    losses['loss'].backward()
-    wrapper2.fuse_gradients()
-    fused = {n: (None if p.grad is None else p.grad.clone())
-             for n, p in model2.named_parameters()}
-    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
-    return dict(fused=fused, mine=mine, weights=weights,
-                usage=wrapper2.last_usage.tolist())
+    initial = weights_of(model)
+    lr = 0.1
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
+    # train_step zero-grads: capture the fused gradients in step()
+    fused = {}
+    step = optim.step
+
+    def capturing_step(**kwargs):
+        fused.update(grads_of(model))
+        step(**kwargs)
+
+    optim.step = capturing_step
+    log_vars = wrapper.train_step(dict(data[rank]), optim)
+    return dict(
+        fused=fused, mine=[local_grads(d) for d in data], initial=initial,
+        weights=weights_of(model), usage=wrapper.last_usage.tolist(),
+        stats=dict(wrapper.fusion_stats), lr=lr,
+        loss=float(log_vars['loss']),
+        grads_after=[n for n, g in grads_of(model).items()
+                     if g is not None])
 
 
-def test_fused_gradients_are_task_averages():
-    res = run_distributed(fusion_worker, 2, timeout=120)
-    mine = res[0]['mine']
-    for r in res:
-        fused = r['fused']
-        torch.testing.assert_close(fused['A.weight'], mine[0]['A.weight'])
-        torch.testing.assert_close(fused['B.weight'], mine[1]['B.weight'])
-        torch.testing.assert_close(
-            fused['C.weight'], (mine[0]['C.weight'] + mine[1]['C.weight']) / 2)
-        torch.testing.assert_close(fused['head_bn.weight'],
-                                   mine[0]['head_bn.weight'])
-        assert fused['unused.weight'] is None
-    # usage counts: A, B, C, head_bn.weight, head_bn.bias, unused
-    assert res[0]['usage'] == [1.0, 1.0, 2.0, 1.0, 1.0, 0.0]
-    for name, w in res[0]['weights'].items():
-        assert torch.equal(w, res[1]['weights'][name]), name
-
-
-def ddp_worker(rank, world):
-    data = batch(rank, 'a', 2 + rank)
+def ddp_case(rank):
+    """Every rank on task 'all', different batch sizes: DDP's average."""
+    data = batch(rank, 'all', 2 + rank)
     model = ThreeBranch()
     wrapper = GradientFusionWrapper(model)
     model(**data, mode='loss')['loss'].backward()
     wrapper.fuse_gradients()
-    ours = {n: p.grad.clone() for n, p in model.named_parameters()
-            if p.grad is not None}
     ref_model = ThreeBranch()
     ddp = nn.parallel.DistributedDataParallel(
-        ref_model, find_unused_parameters=True)
+        ref_model, find_unused_parameters=True, broadcast_buffers=False)
     ddp(**data, mode='loss')['loss'].backward()
-    ref = {n: p.grad.clone() for n, p in ref_model.named_parameters()
-           if p.grad is not None}
+    ours = {n: g for n, g in grads_of(model).items() if g is not None}
+    ref = {n: g for n, g in grads_of(ref_model).items() if g is not None}
     return ours, ref
 
 
-def test_same_task_everywhere_equals_ddp():
-    for ours, ref in run_distributed(ddp_worker, 2, timeout=120):
-        assert set(ours) == set(ref)
-        for name in ref:
-            torch.testing.assert_close(ours[name], ref[name], atol=1e-6,
-                                       rtol=0)
-
-
-def unused_worker(rank, world):
+def unused_case(rank):
+    """Step 1 uses every parameter, step 2 nobody uses ``unused``; the head
+    BN runs on rank 0 only in step 2."""
     model = ThreeBranch()
     wrapper = MODEL_WRAPPERS.build(
         dict(type='GradientFusionWrapper', module=model))
     optim = OptimWrapper(
         torch.optim.SGD(
             model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4))
-    # step 1 uses every parameter: momentum buffers exist for all
     wrapper.train_step(batch(rank, 'all', 4), optim)
-    before = model.unused.weight.detach().clone()
-    momentum = optim.optimizer.state[model.unused.weight][
-        'momentum_buffer'].clone()
-    # step 2: rank 0 runs 'a', rank 1 runs 'b': nobody uses 'unused'
+    state = optim.optimizer.state[model.unused.weight]
+    before = (model.unused.weight.detach().clone(),
+              state['momentum_buffer'].clone())
+    bn_before = (model.head_bn.running_mean.clone(),
+                 model.head_bn.running_var.clone())
+    shared_before = model.shared_bn.running_mean.clone()
+    model.shared_bn.running_mean.fill_(float(rank))  # must stay as is
     task = 'a' if rank == 0 else 'b'
-    data = wrapper.module.data_preprocessor(batch(rank, task, 4), True)
-    wrapper.module(**data, mode='loss')['loss'].backward()
+    wrapper.module(**batch(rank, task, 4), mode='loss')['loss'].backward()
     wrapper.fuse_gradients()
     grad_none = model.unused.weight.grad is None
     optim.step()
     optim.zero_grad()
+    # what rank 0's head BN holds before the sync
+    rank0_bn = (model.head_bn.running_mean.clone(),
+                model.head_bn.running_var.clone())
     wrapper.sync_norm_buffers()
-    after = model.unused.weight.detach().clone()
-    momentum_after = optim.optimizer.state[model.unused.weight][
-        'momentum_buffer'].clone()
+    after = (model.unused.weight.detach().clone(),
+             optim.optimizer.state[model.unused.weight][
+                 'momentum_buffer'].clone())
     return dict(
-        grad_none=grad_none, same_w=torch.equal(before, after),
-        same_m=torch.equal(momentum, momentum_after),
+        grad_none=grad_none, before=before, after=after,
+        bn_before=bn_before, rank0_bn=rank0_bn,
         bn=(model.head_bn.running_mean.clone(),
             model.head_bn.running_var.clone(),
             int(model.head_bn.num_batches_tracked)),
-        rank0_bn_input=batch(0, 'a', 4)['inputs'])
+        shared=(shared_before, model.shared_bn.running_mean.clone()),
+        usage=wrapper.last_usage.tolist(),
+        is_wrapper=is_model_wrapper(wrapper),
+        root_type=type(_build_from_root(model)).__name__)
 
 
-def test_unused_parameters_untouched_and_head_bn_synced():
-    res = run_distributed(unused_worker, 2, timeout=120)
+def _build_from_root(model):
+    """What Runner.wrap_model does with model_wrapper_cfg."""
+    from mmengine.registry import MODEL_WRAPPERS as ROOT
+    cls = ROOT.get('GradientFusionWrapper')
+    assert ROOT.get('gppf_mm.GradientFusionWrapper') is cls
+    return ROOT.build(
+        dict(type='GradientFusionWrapper', broadcast_init=False),
+        default_args=dict(module=model))
+
+
+def small_bucket_case(rank):
+    """Tiny buckets (one parameter each) give the same fused gradients."""
+    out = []
+    for size in (25.0, 1e-6):
+        model = ThreeBranch()
+        wrapper = GradientFusionWrapper(model, bucket_size_mb=size)
+        task = 'a' if rank == 0 else 'b'
+        model(**batch(rank, task, 3), mode='loss')['loss'].backward()
+        wrapper.fuse_gradients()
+        out.append((grads_of(model), wrapper.fusion_stats['buckets']))
+    return out
+
+
+def worker(rank, world):
+    res = dict(
+        task_average=task_average_case(rank),
+        ddp=ddp_case(rank),
+        unused=unused_case(rank),
+        buckets=small_bucket_case(rank))
+    dist.barrier()
+    return res
+
+
+@pytest.fixture(scope='module')
+def two_ranks():
+    return run_distributed(worker, 2, timeout=120)
+
+
+# ---------------------------------------------------------------- tests
+def test_fused_gradients_are_task_averages(two_ranks):
+    res = [r['task_average'] for r in two_ranks]
+    mine = res[0]['mine']
+    # both ranks start from rank 0's replica
+    for name, w in res[1]['initial'].items():
+        assert torch.equal(w, res[0]['initial'][name]), name
+    expected = {
+        'A.weight': mine[0]['A.weight'],
+        'B.weight': mine[1]['B.weight'],
+        'C.weight': (mine[0]['C.weight'] + mine[1]['C.weight']) / 2,
+        'head_bn.weight': mine[0]['head_bn.weight'],
+        'head_bn.bias': mine[0]['head_bn.bias'],
+    }
     for r in res:
-        assert r['grad_none'] and r['same_w'] and r['same_m']
-    # the head BN ran on rank 0 only in step 2: both ranks hold rank 0's
-    # statistics (momentum 0.1 from the initial 0 / 1)
-    x = res[0]['rank0_bn_input']
-    mean = 0.1 * x.mean(0)
-    var = 0.9 * torch.ones(4) + 0.1 * x.var(0, unbiased=True)
+        fused = r['fused']
+        for name, grad in expected.items():
+            torch.testing.assert_close(fused[name], grad, atol=1e-7,
+                                       rtol=1e-6)
+        assert fused['unused.weight'] is None
+        assert fused['shared_bn.weight'] is None
+        assert r['grads_after'] == []  # zero_grad after the step
+        assert r['usage'] == [1, 1, 2, 1, 1, 0, 0, 0]
+        assert r['stats'] == dict(params=8, used_here=4 if r is res[0]
+                                  else 2, fused=5, unused=3, buckets=1)
+        # SGD: w - lr * g with the fused gradient, identical on both ranks
+        for name, grad in expected.items():
+            torch.testing.assert_close(
+                r['weights'][name], r['initial'][name] - r['lr'] * grad)
+    for name, w in res[0]['weights'].items():
+        assert torch.equal(w, res[1]['weights'][name]), name
+    assert res[0]['loss'] != res[1]['loss']  # log_vars stay per rank
+
+
+def test_same_task_everywhere_equals_ddp(two_ranks):
+    for r in two_ranks:
+        ours, ref = r['ddp']
+        assert set(ours) == set(ref) == set(PARAMS) - {
+            'shared_bn.weight', 'shared_bn.bias'}
+        for name in ref:
+            torch.testing.assert_close(ours[name], ref[name], atol=1e-6,
+                                       rtol=0)
+
+
+def test_unused_parameter_untouched(two_ranks):
+    for r in (r['unused'] for r in two_ranks):
+        assert r['grad_none']
+        assert r['usage'] == [1, 1, 2, 1, 1, 0, 0, 0]
+        assert torch.equal(r['before'][0], r['after'][0])
+        assert torch.equal(r['before'][1], r['after'][1])
+        assert r['before'][1].abs().sum() > 0  # momentum exists
+
+
+def test_head_bn_buffers_synced_to_the_ranks_that_ran_it(two_ranks):
+    res = [r['unused'] for r in two_ranks]
+    # step 1 ran the head BN on both ranks: synced to the mean, so both
+    # ranks held the same buffers before step 2
+    for a, b in zip(res[0]['bn_before'], res[1]['bn_before']):
+        assert torch.equal(a, b)
+    # step 2 ran it on rank 0 only: both ranks end with rank 0's buffers
     for r in res:
-        torch.testing.assert_close(r['bn'][0], mean, atol=1e-6, rtol=0)
-        torch.testing.assert_close(r['bn'][1], var, atol=1e-6, rtol=0)
-        assert r['bn'][2] == 1
+        torch.testing.assert_close(r['bn'][0], res[0]['rank0_bn'][0],
+                                   atol=1e-7, rtol=0)
+        torch.testing.assert_close(r['bn'][1], res[0]['rank0_bn'][1],
+                                   atol=1e-7, rtol=0)
+        assert r['bn'][2] == 2
+    assert not torch.equal(res[1]['rank0_bn'][0], res[0]['rank0_bn'][0])
+    # cross-task BN buffers are left alone
+    assert torch.equal(res[0]['shared'][1], torch.zeros(2))
+    assert torch.equal(res[1]['shared'][1], torch.ones(2))
+
+
+def test_registry_and_wrapper_detection(two_ranks):
+    for r in two_ranks:
+        assert r['unused']['is_wrapper']
+        assert r['unused']['root_type'] == 'GradientFusionWrapper'
+
+
+def test_bucket_size_does_not_change_the_result(two_ranks):
+    for r in two_ranks:
+        (big, n_big), (small, n_small) = r['buckets']
+        assert n_big == 1 and n_small == 5
+        for name in PARAMS:
+            if big[name] is None:
+                assert small[name] is None
+            else:
+                assert torch.equal(big[name], small[name]), name
+
+
+def test_single_process_is_plain_training():
     assert not dist.is_initialized()
+    model = ThreeBranch()
+    wrapper = GradientFusionWrapper(model)
+    ref = ThreeBranch()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    ref_optim = torch.optim.SGD(ref.parameters(), lr=0.1)
+    data = batch(0, 'a', 3)
+    wrapper.train_step(dict(data), optim)
+    ref(**data, mode='loss')['loss'].backward()
+    ref_optim.step()
+    for name, w in weights_of(ref).items():
+        assert torch.equal(weights_of(model)[name], w), name
+    assert wrapper.last_usage.tolist() == [1, 0, 1, 1, 1, 0, 0, 0]
+    assert wrapper.fusion_stats['buckets'] == 0
+    # val/test steps are the module's
+    with pytest.raises(ValueError):
+        wrapper.val_step(dict(inputs=torch.zeros(1, 4), task='x'))
+    assert wrapper(**data, mode='loss')['loss'] > 0
