@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/schedules/simt_sgd_iter.py',
 ]
 
-max_iters = 600
+max_iters = 400
 warmup_iters = 50
 
 model = dict(
@@ -44,7 +44,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 custom_hooks = [
     dict(type='GumbelTemperatureHook', start=5.0, end=0.01, end_ratio=0.9),
-    dict(type='SelectionLoggerHook', interval=200),
+    dict(type='SelectionLoggerHook', interval=100),
     dict(type='SIMTStateHook'),
 ]
 default_hooks = dict(
