@@ -79,10 +79,11 @@ def main(argv=None):
         'OMP_NUM_THREADS', '1'))
     cfg = Config.fromfile(cfg_path)
     columns = task_columns(cfg)
-    opts = iteration_overrides(cfg, args.iters) if args.iters else []
+    iters = args.iters or cfg.train_cfg.max_iters
+    # every task is evaluated afterwards by tools/test.py
+    opts = iteration_overrides(cfg, iters, validate=False)
     plan = device_plan(args.nproc)
     env.update(plan['env'])
-    iters = args.iters or cfg.train_cfg.max_iters
     print(f'[demo] config: {osp.relpath(cfg_path, REPO)}\n'
           f'[demo] tasks: {", ".join(cfg.tasks)}\n'
           f'[demo] SIMT pre-training: {iters} iterations on {plan["nproc"]} '

@@ -209,14 +209,17 @@ def evaluate(config: str,
         return json.load(f)
 
 
-def iteration_overrides(cfg, iters: int) -> List[str]:
+def iteration_overrides(cfg, iters: int,
+                        validate: bool = True) -> List[str]:
     """``--cfg-options`` that change the length of an iteration-based
     config and what depends on it: the scheduler milestones (scaled), the
-    validation interval and the checkpoint interval."""
+    validation interval (no validation during training when ``validate``
+    is False) and the checkpoint interval."""
     if iters < 1:
         raise ValueError(f'iterations must be >= 1, got {iters}')
     opts = [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters if validate else iters + 1}',
         f'default_hooks.checkpoint.interval={iters}'
     ]
     old = cfg.train_cfg.max_iters

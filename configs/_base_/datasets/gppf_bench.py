@@ -159,4 +159,4 @@ nature_seg_task = _seg_task('nature_seg',
                             ('sky', 'water', 'grass', 'rock', 'bush'), 1.0, 4)
 shapes_cls_task = _cls_task(
     'shapes_cls', ('ellipse', 'box', 'triangle', 'star', 'hexagon', 'cross',
-                   'ring', 'diamond', 'car', 'person'), 4.0, 16)
+                   'ring', 'diamond', 'car', 'person'), 4.0, 64)

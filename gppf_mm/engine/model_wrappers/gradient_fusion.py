@@ -94,7 +94,14 @@ class GradientFusionWrapper(nn.Module):
         self.fusion_stats: Dict[str, int] = {}
         if broadcast_init and self.distributed:
             self._broadcast_state()
-        self._tracked: Dict[str, int] = {
+        self._tracked: Dict[str, int] = {}
+        self._snapshot_norms()
+        # taken again before the first update: a resumed run loads its
+        # checkpoint (and the norms' counters) after the wrapper is built
+        self._snapshot_due = True
+
+    def _snapshot_norms(self) -> None:
+        self._tracked = {
             name: int(m.num_batches_tracked)
             for name, m in self._norms()
         }
@@ -123,6 +130,9 @@ class GradientFusionWrapper(nn.Module):
         Returns:
             dict[str, Tensor]: the log variables of ``parse_losses``.
         """
+        if self._snapshot_due:
+            self._snapshot_norms()
+            self._snapshot_due = False
         with optim_wrapper.optim_context(self):
             data = self.module.data_preprocessor(data, training=True)
             losses = self.module._run_forward(data, mode='loss')

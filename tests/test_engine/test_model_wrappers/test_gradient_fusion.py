@@ -181,8 +181,32 @@ def small_bucket_case(rank):
     return out
 
 
+def resumed_case(rank):
+    """A checkpoint loaded after the wrapper is built (as Runner.resume
+    does) changes the BN counters; the first update must not count that
+    change as a run: rank 1 (task 'b') does not run the head BN."""
+    model = ThreeBranch()
+    wrapper = GradientFusionWrapper(model)
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    state = ThreeBranch(seed=1).state_dict()
+    state['head_bn.running_mean'] = torch.full((4, ), 3.0)
+    state['head_bn.num_batches_tracked'] = torch.tensor(7)
+    model.load_state_dict(state)
+    task = 'a' if rank == 0 else 'b'
+    data = batch(rank, task, 4)
+    expected = ThreeBranch(seed=1)
+    expected.load_state_dict(state)
+    expected.train()
+    expected(**data, mode='loss')
+    wrapper.train_step(data, optim)
+    return dict(mean=model.head_bn.running_mean.clone(),
+                tracked=int(model.head_bn.num_batches_tracked),
+                ran=expected.head_bn.running_mean.clone())
+
+
 def worker(rank, world):
     res = dict(
+        resumed=resumed_case(rank),
         task_average=task_average_case(rank),
         ddp=ddp_case(rank),
         unused=unused_case(rank),
@@ -266,6 +290,17 @@ def test_head_bn_buffers_synced_to_the_ranks_that_ran_it(two_ranks):
     # cross-task BN buffers are left alone
     assert torch.equal(res[0]['shared'][1], torch.zeros(2))
     assert torch.equal(res[1]['shared'][1], torch.ones(2))
+
+
+def test_norm_sync_after_a_checkpoint_load(two_ranks):
+    res = [r['resumed'] for r in two_ranks]
+    # only rank 0 ran the head BN: both ranks end with its statistics,
+    # not the mean with rank 1's loaded (untouched) ones
+    for r in res:
+        torch.testing.assert_close(r['mean'], res[0]['ran'], atol=1e-6,
+                                   rtol=0)
+        assert r['tracked'] == 8
+    assert not torch.allclose(res[0]['ran'], torch.full((4, ), 3.0))
 
 
 def test_registry_and_wrapper_detection(two_ranks):
