@@ -133,10 +133,22 @@ pip_install --no-deps "$(grep '^openmim' "$ROOT/requirements/runtime.txt")"
 
 if [[ -f "$ROOT/setup.py" ]]; then
     log "installing gppf_mm in development mode"
-    # 'develop' keeps the source tree as the package location, which is what
-    # mim expects when it looks for gppf_mm/.mim/{configs,tools}.
-    (cd "$ROOT" && "$VPY" setup.py -q develop --no-deps \
-        >"$VENV/.develop.log" 2>&1) || { cat "$VENV/.develop.log"; exit 1; }
+    # mim finds configs and tools under <distribution location>/gppf_mm/.mim.
+    # A legacy 'develop' install (egg-link) makes that location the source
+    # tree; setuptools >= 64 turns 'develop' into a PEP 660 editable install
+    # located in site-packages, where mim finds nothing. So the develop step
+    # runs with an older setuptools kept apart from the environment's own.
+    LEGACY_ST="$VENV/.legacy-setuptools"
+    if [[ ! -d "$LEGACY_ST/setuptools" ]]; then
+        "$VPY" -m pip install --disable-pip-version-check -q --no-deps \
+            --target "$LEGACY_ST" "setuptools>=60,<64" 2>/dev/null ||
+            { echo "could not install setuptools<64 for the develop step"; \
+              exit 1; }
+    fi
+    "$VPY" -m pip uninstall -y -q gppf_mm >/dev/null 2>&1 || true
+    (cd "$ROOT" && PYTHONPATH="$LEGACY_ST" "$VPY" setup.py -q develop \
+        --no-deps >"$VENV/.develop.log" 2>&1) ||
+        { cat "$VENV/.develop.log"; exit 1; }
 fi
 
 "$VPY" -c "import gppf_mm, mmcv.ops, mmdet, mmseg, mmpretrain" 2>/dev/null &&

@@ -219,13 +219,18 @@ def iteration_overrides(cfg, iters: int,
         raise ValueError(f'iterations must be >= 1, got {iters}')
     opts = [
         f'train_cfg.max_iters={iters}',
-        f'train_cfg.val_interval={iters if validate else iters + 1}',
+        f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={iters}'
     ]
+    if not validate:  # the loops validate at the last iteration too
+        opts.append(f'train_cfg.val_begin={iters + 1}')
     old = cfg.train_cfg.max_iters
     for i, sched in enumerate(cfg.get('param_scheduler', None) or []):
-        for key in ('begin', 'end'):
-            if sched.get(key) is not None:
-                value = min(iters, round(sched[key] * iters / old))
-                opts.append(f'param_scheduler.{i}.{key}={value}')
+        scaled = {
+            key: min(iters, round(sched[key] * iters / old))
+            for key in ('begin', 'end') if sched.get(key) is not None
+        }
+        if 'end' in scaled:  # a scheduler needs end > begin
+            scaled['end'] = max(scaled['end'], scaled.get('begin', 0) + 1)
+        opts += [f'param_scheduler.{i}.{k}={v}' for k, v in scaled.items()]
     return opts

@@ -1,0 +1,173 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""The shape of the paper's Table 1 at small scale, in one command.
+
+Rows, all trained on the embedded benchmark with the same 2 ranks:
+
+- ``single-task``: every task alone (N = 1, cross-task BN = SyncBN), for
+  ``T * w_t / sum(w)`` iterations, so that the single-task runs together
+  cost one multi-task run (the paper's Section 4.1 budget split);
+- ``static``: GPPF static (N = 1), SIMT + cross-task BN, ``T`` iterations;
+- ``dynamic N=2`` and ``dynamic N=3``: soft lego routing;
+- ``per-batch``: static, but one task for all ranks per iteration (the
+  paper's unstable sampling baseline).
+
+Every run is evaluated with ``tools/test.py``; one table of per-task
+metrics (COCO box / mask AP in percent, mIoU, top-1) is printed and
+written as ``table1.md`` and ``table1.csv`` in the work directory.
+
+Example::
+
+    python tools/analysis_tools/table1_small.py            # T = 200
+    python tools/analysis_tools/table1_small.py --iters 50 --rows static
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+DEFAULT_CONFIG = osp.join(
+    REPO, 'configs', 'gppf',
+    'gppf_lego-r50-slim-n2_2xb-simt-400it_gppf-bench.py')
+ROWS = ('single-task', 'static', 'dynamic N=2', 'dynamic N=3', 'per-batch')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='a GPPF config whose tasks form the table')
+    parser.add_argument('--iters', type=int, default=200,
+                        help='iterations T of one multi-task run')
+    parser.add_argument('--nproc', type=int, default=2)
+    parser.add_argument('--rows', nargs='+', choices=ROWS, default=ROWS)
+    parser.add_argument('--work-dir',
+                        default=osp.join(REPO, 'work_dirs', 'table1_small'))
+    parser.add_argument('--data-root', help='benchmark folder (default: '
+                        '$GPPF_DATA_ROOT or data/gppf_bench)')
+    return parser.parse_args(argv)
+
+
+def single_task_iters(weights, total_iters):
+    """The budget split: task t gets ``T * w_t / sum(w)`` iterations (at
+    least one)."""
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError(f'task weights must sum to > 0, got {weights}')
+    return {
+        t: max(1, round(total_iters * w / total))
+        for t, w in weights.items()
+    }
+
+
+def plan_runs(cfg, rows, iters):
+    """(row, run name, tasks, iterations, cfg-options) for every run."""
+    weights = {t: float(task.get('sample_weight', 1.0))
+               for t, task in cfg.tasks.items()}
+    runs = []
+    for row in rows:
+        if row == 'single-task':
+            for task, n in single_task_iters(weights, iters).items():
+                runs.append((row, f'single_{task}', [task], n,
+                             ['model.backbone.num_units=1']))
+        elif row == 'static':
+            runs.append((row, 'static', None, iters,
+                         ['model.backbone.num_units=1']))
+        elif row.startswith('dynamic'):
+            n = int(row.split('=')[1])
+            runs.append((row, f'dynamic_n{n}', None, iters, [
+                f'model.backbone.num_units={n}',
+                'model.backbone.routing_mode=soft'
+            ]))
+        elif row == 'per-batch':
+            runs.append((row, 'per_batch', None, iters, [
+                'model.backbone.num_units=1', 'train_cfg.sampling=per_batch'
+            ]))
+    return runs
+
+
+def write_run_config(cfg, tasks, path):
+    """The base config with only ``tasks`` kept."""
+    from mmengine.config import Config
+    run_cfg = Config(cfg.to_dict(), filename=cfg.filename)
+    if tasks is not None:
+        run_cfg.tasks = {t: cfg.tasks[t] for t in tasks}
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    run_cfg.dump(path)
+    return path
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    from mmengine.config import Config
+
+    from gppf_mm.apis import (
+        evaluate,
+        headline,
+        iteration_overrides,
+        markdown_table,
+        task_columns,
+        train,
+        write_csv,
+    )
+    from gppf_mm.datasets.generation import ensure_benchmark
+
+    root = ensure_benchmark(args.data_root)
+    env = dict(GPPF_DATA_ROOT=root, CUDA_VISIBLE_DEVICES='',
+               OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    os.environ['GPPF_DATA_ROOT'] = root
+    cfg = Config.fromfile(args.config)
+    columns = task_columns(cfg)
+    work_dir = osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    runs = plan_runs(cfg, args.rows, args.iters)
+    print(f'[table1] {len(runs)} runs, T = {args.iters} iterations on '
+          f'{args.nproc} ranks; work dir {work_dir}', flush=True)
+
+    results = {}
+    for i, (row, name, tasks, n, opts) in enumerate(runs):
+        run_dir = osp.join(work_dir, name)
+        done = osp.join(run_dir, 'metrics.json')
+        if osp.isfile(done):  # finished by an earlier call: reuse
+            with open(done) as f:
+                metrics = json.load(f)
+        else:
+            config = write_run_config(cfg, tasks,
+                                      osp.join(run_dir, 'config.py'))
+            opts = opts + iteration_overrides(cfg, n, validate=False)
+            label = f'{i + 1}/{len(runs)} {name}'
+            ckpt = train(config, osp.join(run_dir, 'train'), args.nproc,
+                         opts, env, label=label)
+            metrics = evaluate(config, ckpt, osp.join(run_dir, 'test'),
+                               env=env, label=label + ' eval')
+            with open(done, 'w') as f:
+                json.dump(metrics, f, indent=2)
+        for task in tasks or cfg.tasks:
+            results.setdefault(row, {}).update({
+                (task, col): v
+                for col, v in headline(metrics, task, columns[task]).items()
+            })
+
+    keys = [(t, col) for t in cfg.tasks for col, _, _ in columns[t]]
+    header = ['method'] + [f'{t} {col}' for t, col in keys]
+    rows = [[row] + [results.get(row, {}).get(k) for k in keys]
+            for row in args.rows]
+    table = markdown_table(header, rows)
+    with open(osp.join(work_dir, 'table1.md'), 'w') as f:
+        f.write(f'T = {args.iters} iterations, {args.nproc} ranks\n\n'
+                + table + '\n')
+    write_csv(osp.join(work_dir, 'table1.csv'), header, rows)
+    print('\n' + table)
+    took = time.time() - start
+    print(f'\n[table1] written to {osp.join(work_dir, "table1.md")} '
+          f'(and .csv) in {int(took // 60)} min {int(took % 60)} s')
+    return results
+
+
+if __name__ == '__main__':
+    main()
