@@ -15,14 +15,13 @@ into a GPPF model with ``load_from`` or into a LegoResNet with
 (the controller logits are not in it and keep their zero init).
 """
 import argparse
-import os
-import os.path as osp
 import sys
 from typing import List, Optional
 
-import torch
-
-from gppf_mm.models.backbones import load_plain_checkpoint
+from gppf_mm.models.backbones import (
+    load_plain_checkpoint,
+    save_lego_checkpoint,
+)
 from gppf_mm.models.backbones.lego_resnet import resnet_to_lego_state_dict
 
 
@@ -55,16 +54,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     plain = load_plain_checkpoint(args.src, args.prefix)
     arch = {} if args.depth is None else dict(depth=args.depth)
     state, arch = resnet_to_lego_state_dict(plain, args.num_units, **arch)
-    ckpt = dict(
-        state_dict={f'{args.out_prefix}{k}': v
-                    for k, v in state.items()},
-        meta=dict(
-            num_units=args.num_units,
-            arch={k: list(v) if isinstance(v, tuple) else v
-                  for k, v in arch.items()},
-            source=osp.abspath(args.src)))
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(ckpt, args.dst)
+    ckpt = save_lego_checkpoint(state, arch, args.num_units, args.src,
+                                args.dst, args.out_prefix)
     print(f'LegoResNet-{arch["depth"]} (base_channels '
           f'{arch["base_channels"]}, {args.num_units} units per layer): '
           f'saved {len(state)} tensors to {args.dst}')

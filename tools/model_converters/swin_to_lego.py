@@ -17,13 +17,10 @@ checkpoint=OUT, prefix='backbone.')`` (the controller logits are not in it
 and keep their zero init; output norms the input lacks keep their init).
 """
 import argparse
-import os
-import os.path as osp
 import sys
 from typing import List, Optional
 
-import torch
-
+from gppf_mm.models.backbones import save_lego_checkpoint
 from gppf_mm.models.backbones.lego_swin import (
     load_swin_checkpoint,
     swin_to_lego_state_dict,
@@ -63,16 +60,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.out_indices is not None:
         arch['out_indices'] = tuple(args.out_indices)
     state, arch = swin_to_lego_state_dict(plain, args.num_units, **arch)
-    ckpt = dict(
-        state_dict={f'{args.out_prefix}{k}': v
-                    for k, v in state.items()},
-        meta=dict(
-            num_units=args.num_units,
-            arch={k: list(v) if isinstance(v, tuple) else v
-                  for k, v in arch.items()},
-            source=osp.abspath(args.src)))
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(ckpt, args.dst)
+    ckpt = save_lego_checkpoint(state, arch, args.num_units, args.src,
+                                args.dst, args.out_prefix)
     print(f'LegoSwinTransformer (embed_dims {arch["embed_dims"]}, depths '
           f'{list(arch["depths"])}, {args.num_units} units per layer): '
           f'saved {len(state)} tensors to {args.dst}')

@@ -4,6 +4,7 @@ from .lego_pretrained import (
     load_lego_pretrained,
     load_plain_checkpoint,
     plain_backbone_state_dict,
+    save_lego_checkpoint,
 )
 from .lego_resnet import (
     LegoResNet,
@@ -20,7 +21,7 @@ from .path_extraction import (
 
 __all__ = [
     'LegoResNet', 'LegoSwinTransformer', 'LegoPretrained',
-    'load_lego_pretrained', 'load_plain_checkpoint',
+    'load_lego_pretrained', 'load_plain_checkpoint', 'save_lego_checkpoint',
     'plain_backbone_state_dict', 'infer_resnet_arch',
     'resnet_to_lego_state_dict', 'extract_path_checkpoint',
     'load_lego_backbone', 'path_rows', 'path_table'

@@ -6,6 +6,8 @@ A lego backbone that supports it defines
 dict copied into every unit of every lego layer, checked against the
 backbone (keys and shapes) before anything is loaded.
 """
+import os
+import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -81,6 +83,28 @@ def load_plain_checkpoint(checkpoint: str, prefix: Optional[str] = None
                                     'not exist')
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     return plain_backbone_state_dict(ckpt, prefix)
+
+
+def save_lego_checkpoint(state: Dict[str, torch.Tensor], arch: dict,
+                         num_units: int, source: str, dst: str,
+                         prefix: str = '') -> dict:
+    """Write a converted lego state dict as a checkpoint file.
+
+    The file holds ``state_dict`` (keys prefixed by ``prefix``, e.g.
+    ``'backbone.'``) and ``meta`` with ``num_units``, the architecture
+    arguments (tuples as lists) and the source path.
+    """
+    ckpt = dict(
+        state_dict={f'{prefix}{k}': v
+                    for k, v in state.items()},
+        meta=dict(
+            num_units=num_units,
+            arch={k: list(v) if isinstance(v, tuple) else v
+                  for k, v in arch.items()},
+            source=osp.abspath(source)))
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(ckpt, dst)
+    return ckpt
 
 
 def load_lego_pretrained(backbone: nn.Module,
