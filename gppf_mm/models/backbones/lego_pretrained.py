@@ -29,7 +29,8 @@ def plain_backbone_state_dict(
 
     Accepts torchvision files (``conv1.weight`` ..., the classifier
     ``fc.*`` dropped), MMPretrain / MMDet / MMSeg files (a ``state_dict``
-    whose backbone keys start with ``backbone.``) and bare backbone state
+    whose backbone keys start with ``backbone.``), files with the weights
+    under ``model`` (the official Swin releases) and bare backbone state
     dicts.
 
     Args:
@@ -51,6 +52,8 @@ def plain_backbone_state_dict(
         raise TypeError(f'a checkpoint must be a dict, got '
                         f'{type(checkpoint).__name__}')
     state = checkpoint.get('state_dict', checkpoint)
+    if state is checkpoint and isinstance(checkpoint.get('model'), dict):
+        state = checkpoint['model']  # official Swin releases
     if not isinstance(state, dict) or not state:
         raise ValueError('the checkpoint holds no state dict')
     if prefix is None and any(k.startswith('backbone.') for k in state):
