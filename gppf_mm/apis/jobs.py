@@ -6,8 +6,10 @@ import json
 import os
 import os.path as osp
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from typing import Dict, List, Optional, Sequence
@@ -108,7 +110,19 @@ def run_logged(cmd: Sequence[str],
     with open(log_file, 'w') as log:
         proc = subprocess.Popen(
             list(cmd), cwd=REPO, env=full_env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1)
+            stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True)
+
+        def kill():  # the launcher and the ranks it started
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        # a timer, so that a job that hangs without printing is stopped too
+        timer = threading.Timer(timeout, kill) if timeout else None
+        if timer:
+            timer.start()
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -127,16 +141,18 @@ def run_logged(cmd: Sequence[str],
                 m = _EVAL_RE.search(line)
                 if m:
                     progress.update(f'eval batch {m.group(1)}/{m.group(2)}')
-                if timeout and time.time() - start > timeout:
-                    proc.kill()
-                    raise JobError(f'{label}: still running after '
-                                   f'{timeout:.0f} s; log: {log_file}')
             proc.wait()
         finally:
+            if timer:
+                timer.cancel()
             if proc.poll() is None:
-                proc.kill()
+                kill()
                 proc.wait()
     took = time.time() - start
+    if timeout and took >= timeout:
+        progress.close(f'stopped after {took:.0f} s')
+        raise JobError(f'{label}: still running after {timeout:.0f} s; '
+                       f'log: {log_file}')
     if proc.returncode != 0:
         progress.close(f'failed after {took:.0f} s')
         raise JobError(f'{label} failed (exit {proc.returncode}); the end '

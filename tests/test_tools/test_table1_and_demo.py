@@ -3,6 +3,8 @@
 end to end on tiny generated data."""
 import os
 import os.path as osp
+import sys
+import time
 
 import pytest
 from mmengine.config import Config
@@ -118,3 +120,15 @@ def test_demo_end_to_end(load_tool, tmp_path, monkeypatch):
     # one row per headline metric: 2 detection tasks x 2, 2 seg, 1 cls
     assert len(lines) == 2 + 7
     assert any(line.startswith('| shapes_cls | top-1 |') for line in lines)
+
+
+def test_job_that_hangs_silently_is_stopped(tmp_path):
+    from gppf_mm.apis.jobs import JobError, run_logged
+    cmd = [sys.executable, '-c', 'import time; time.sleep(60)']
+    start = time.time()
+    with pytest.raises(JobError, match='still running after 2 s'):
+        run_logged(cmd, str(tmp_path / 'log.txt'), 'hang', timeout=2)
+    assert time.time() - start < 30
+    failing = [sys.executable, '-c', 'print("boom"); raise SystemExit(3)']
+    with pytest.raises(JobError, match=r'exit 3(.|\n)*boom'):
+        run_logged(failing, str(tmp_path / 'log2.txt'), 'fail')
