@@ -1,5 +1,5 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""Run a function in several gloo processes, with a timeout.
+"""Run a function in several processes (gloo or NCCL), with a timeout.
 
 Used by the tests of distributed code: a hang or an exception in any rank
 fails the caller instead of blocking it.
@@ -18,17 +18,22 @@ from gppf_mm.utils.dist import find_free_port
 
 
 def _worker(rank: int, world_size: int, port: int, fn: Callable,
-            args: tuple, queue, timeout: float) -> None:
+            args: tuple, queue, timeout: float, backend: str) -> None:
+    # ranks beyond the GPU count share GPUs: MMEngine reads LOCAL_RANK as
+    # the index of the rank's GPU
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     os.environ.update(
         MASTER_ADDR='127.0.0.1',
         MASTER_PORT=str(port),
         RANK=str(rank),
-        LOCAL_RANK=str(rank),
+        LOCAL_RANK=str(rank % gpus if gpus else rank),
         WORLD_SIZE=str(world_size))
     try:
         torch.set_num_threads(1)
+        if backend == 'nccl':
+            torch.cuda.set_device(rank % torch.cuda.device_count())
         dist.init_process_group(
-            'gloo',
+            backend,
             rank=rank,
             world_size=world_size,
             timeout=timedelta(seconds=timeout))
@@ -48,8 +53,12 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable,
 def run_distributed(fn: Callable[..., Any],
                     world_size: int = 2,
                     *args: Any,
-                    timeout: float = 120.0) -> List[Any]:
-    """Run ``fn(rank, world_size, *args)`` on ``world_size`` gloo ranks.
+                    timeout: float = 120.0,
+                    backend: str = 'gloo') -> List[Any]:
+    """Run ``fn(rank, world_size, *args)`` on ``world_size`` ranks.
+
+    With ``backend='nccl'`` rank ``r`` uses CUDA device
+    ``r % device_count``.
 
     Returns the per-rank return values (which must be picklable). Raises
     ``RuntimeError`` with the rank's traceback if any rank fails, and
@@ -62,7 +71,8 @@ def run_distributed(fn: Callable[..., Any],
     procs = [
         ctx.Process(
             target=_worker,
-            args=(rank, world_size, port, fn, args, queue, timeout),
+            args=(rank, world_size, port, fn, args, queue, timeout,
+                  backend),
             daemon=True) for rank in range(world_size)
     ]
     for p in procs:

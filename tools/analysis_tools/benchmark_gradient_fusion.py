@@ -3,9 +3,12 @@
 
 Every rank trains two replicas of the same model on the same batches:
 
-- ``fusion``: forward, backward, ``GradientFusionWrapper.fuse_gradients``
-  (one usage-count all-reduce, then flat bucket all-reduces after
-  backward), SGD step;
+- ``fusion``: forward, ``GradientFusionWrapper.prepare_fusion`` (graph
+  walk, one usage all-reduce), backward (flat bucket all-reduces launched
+  by gradient hooks as buckets fill), ``fuse_gradients`` (one count
+  all-reduce, wait for the buckets, divide), SGD step; ``--no-overlap``
+  launches the buckets after backward instead, as ``fuse_gradients``
+  alone does;
 - ``ddp``: the same under ``torch.nn.parallel.DistributedDataParallel``
   with ``find_unused_parameters=True`` and ``broadcast_buffers=False``
   (what MMEngine's default wrapper does), whose bucket all-reduces overlap
@@ -14,7 +17,8 @@ Every rank trains two replicas of the same model on the same batches:
 The two alternate step by step in one run (paired, so that slow drifts of
 the machine cancel); the ranks meet at a barrier before every timed step.
 Reported: the median step time of each, the median of the per-step ratios
-fusion / DDP, and the median time of ``fuse_gradients`` alone.
+fusion / DDP, and the median time spent in ``prepare_fusion`` and
+``fuse_gradients`` (the fusion work not hidden behind backward).
 
 Example::
 
@@ -59,6 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='bucket_cap_mb of DDP (25 is its default)')
     parser.add_argument(
         '--threads', type=int, default=1, help='torch threads per rank')
+    parser.add_argument(
+        '--no-overlap',
+        action='store_true',
+        help='fuse after backward instead of during it')
     parser.add_argument('--port', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -70,16 +78,21 @@ def build_model(arch: str) -> nn.Module:
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer,
-          x: torch.Tensor, y: torch.Tensor, fuse=None) -> Dict[str, float]:
+          x: torch.Tensor, y: torch.Tensor, fusion=None,
+          overlap: bool = True) -> Dict[str, float]:
     optimizer.zero_grad(set_to_none=True)
     start = time.perf_counter()
     loss = F.cross_entropy(model(x), y)
-    loss.backward()
     fuse_time = 0.0
-    if fuse is not None:
+    if fusion is not None and overlap:
         t = time.perf_counter()
-        fuse()
-        fuse_time = time.perf_counter() - t
+        fusion.prepare_fusion(loss)
+        fuse_time += time.perf_counter() - t
+    loss.backward()
+    if fusion is not None:
+        t = time.perf_counter()
+        fusion.fuse_gradients()
+        fuse_time += time.perf_counter() - t
     optimizer.step()
     return dict(step=time.perf_counter() - start, fuse=fuse_time)
 
@@ -100,7 +113,9 @@ def worker(rank: int, args: argparse.Namespace, port: int, queue) -> None:
 
         fusion_model = build_model(args.arch)
         wrapper = GradientFusionWrapper(
-            fusion_model, bucket_size_mb=args.bucket_mb)
+            fusion_model,
+            bucket_size_mb=args.bucket_mb,
+            overlap=not args.no_overlap)
         ddp_model = build_model(args.arch)
         ddp = nn.parallel.DistributedDataParallel(
             ddp_model,
@@ -122,7 +137,7 @@ def worker(rank: int, args: argparse.Namespace, port: int, queue) -> None:
                 dist.barrier()
                 if name == 'fusion':
                     res = _step(fusion_model, optims['fusion'], x, y,
-                                wrapper.fuse_gradients)
+                                wrapper, not args.no_overlap)
                 else:
                     res = _step(ddp, optims['ddp'], x, y)
                 if it >= args.warmup:
@@ -189,9 +204,10 @@ def main(argv: Optional[List[str]] = None) -> Dict:
           f'batch {args.batch_size} at {args.size}x{args.size}, '
           f'{args.iters} timed steps each after {args.warmup} warm-up; '
           f'buckets: fusion {args.bucket_mb:g} MB, DDP '
-          f'{args.ddp_bucket_mb:g} MB')
+          f'{args.ddp_bucket_mb:g} MB; fusion '
+          f'{"after" if args.no_overlap else "during"} backward')
     print(f'median step  fusion: {res["fusion"] * 1e3:8.1f} ms '
-          f'(fuse_gradients {res["fuse"] * 1e3:.1f} ms)')
+          f'(prepare_fusion + fuse_gradients {res["fuse"] * 1e3:.1f} ms)')
     print(f'median step  DDP   : {res["ddp"] * 1e3:8.1f} ms '
           '(find_unused_parameters=True)')
     print(f'ratio fusion / DDP (median of paired steps): '

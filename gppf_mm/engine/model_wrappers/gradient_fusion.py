@@ -2,7 +2,7 @@
 """Gradient fusion of SIMT: each parameter's gradient is the mean over the
 ranks that used it in this iteration (the paper's Section 3.2,
 ``g^p = 1 / N_gpu^p * sum_i g_i^p``)."""
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -23,6 +23,157 @@ def _world_size(group=None) -> int:
     return dist.get_world_size(group)
 
 
+def _reached_parameters(loss: torch.Tensor) -> Set[int]:
+    """``id``s of the leaf tensors that ``loss.backward()`` will reach
+    (the variables of the ``AccumulateGrad`` nodes of its graph)."""
+    found: Set[int] = set()
+    root = loss.grad_fn
+    if root is None:
+        return found
+    seen = set()
+    stack = [root]
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        var = getattr(fn, 'variable', None)
+        if var is not None:
+            found.add(id(var))
+            continue
+        stack.extend(nxt for nxt, _ in fn.next_functions if nxt is not None)
+    return found
+
+
+def _write_back(bucket: List[nn.Parameter], views: List[torch.Tensor],
+                sent: List[int], count_of: Dict[int, int],
+                skip: Set[int] = frozenset()) -> None:
+    """Make each parameter's gradient its view of the reduced flat buffer
+    (no copy back).
+
+    Every rank sent its gradient divided by ``sent[i]``, the number of
+    ranks expected to use the parameter; where fewer ranks produced one
+    (``count_of``), the view is rescaled. A parameter that no rank used,
+    or one in ``skip``, keeps its own gradient.
+    """
+    for p, view, divisor in zip(bucket, views, sent):
+        count = count_of[id(p)]
+        if count == 0 or id(p) in skip:
+            continue
+        if count != divisor:
+            view.mul_(divisor / count)
+        p.grad = view
+
+
+class _FusionPlan:
+    """The all-reduces of one update.
+
+    ``counts[i]`` ranks expect a gradient for ``params[i]``; the parameters
+    with a positive count are cut into buckets in reverse order. A bucket
+    is launched when the gradients this rank waits for in it have arrived
+    and every earlier bucket is launched, so all ranks issue the same
+    collectives in the same order whatever their graphs.
+    """
+
+    def __init__(self, wrapper: 'GradientFusionWrapper',
+                 params: List[nn.Parameter], expected: List[bool],
+                 counts: List[int], waiting: Set[int],
+                 after_backward: bool) -> None:
+        self.wrapper = wrapper
+        self.params = params
+        self.param_ids = [id(p) for p in params]
+        self.expected = expected
+        self.counts = counts
+        self.count_of = dict(zip(self.param_ids, counts))
+        self.after_backward = after_backward
+        self.mine = {id(p) for p, e in zip(params, expected) if e}
+        active = [p for p, c in zip(params[::-1], counts[::-1]) if c > 0]
+        self.buckets = list(wrapper._buckets(active))
+        self.slot: Dict[int, int] = {}
+        self.bucket_of: Dict[int, int] = {}
+        self.pending: List[int] = []
+        for i, bucket in enumerate(self.buckets):
+            self.bucket_of.update((id(p), i) for p in bucket)
+            waits = [id(p) for p in bucket if id(p) in waiting]
+            self.slot.update((pid, i) for pid in waits)
+            self.pending.append(len(waits))
+        self.launched: list = []
+        # expected gradients that grew again after their bucket was sent
+        # (a parameter used both outside and inside a reentrant checkpoint)
+        self.regrown: Set[int] = set()
+
+    def ready(self, param: nn.Parameter) -> None:
+        pid = id(param)
+        i = self.slot.pop(pid, None)
+        if i is None:
+            b = self.bucket_of.get(pid)
+            if (b is not None and b < len(self.launched)
+                    and pid in self.mine):
+                self.regrown.add(pid)
+            return
+        self.pending[i] -= 1
+        if self.pending[i] == 0 and i == len(self.launched):
+            self.launch_ready()
+
+    def launch_ready(self, force: bool = False) -> None:
+        while len(self.launched) < len(self.buckets):
+            i = len(self.launched)
+            if self.pending[i] > 0 and not force:
+                break
+            bucket = self.buckets[i]
+            items = [(p, id(p) in self.mine, self.count_of[id(p)])
+                     for p in bucket]
+            self.launched.append(self.wrapper._flat_grads(items))
+
+    def finish(self) -> Tuple[torch.Tensor, Dict[str, int]]:
+        early = len(self.launched)
+        self.launch_ready(force=True)
+        params = self.params
+        n = len(params)
+        used = [p.grad is not None for p in params]
+        if self.after_backward:
+            counts, late = self.counts, [0] * n
+        else:
+            # what backward actually produced: a parameter whose gradient
+            # came without being expected (a graph re-entered during
+            # backward, as reentrant checkpointing does), or grew after its
+            # bucket was sent, is fused again below, after every rank has
+            # learnt of it
+            late_here = [(u and not e) or pid in self.regrown
+                         for u, e, pid in zip(used, self.expected,
+                                              self.param_ids)]
+            info = torch.tensor(
+                used + late_here, dtype=torch.int32,
+                device=params[0].device)
+            dist.all_reduce(info, group=self.wrapper.fusion_group)
+            info = info.tolist()
+            counts, late = info[:n], info[n:]
+        count_of = dict(zip(self.param_ids, counts))
+        late_ids = {pid for pid, c in zip(self.param_ids, late) if c > 0}
+        for bucket, views, sent, work in self.launched:
+            work.wait()
+            _write_back(bucket, views, sent, count_of, skip=late_ids)
+        late_params = [p for p in params if id(p) in late_ids]
+        redo = [
+            self.wrapper._flat_grads([(p, True, count_of[id(p)])
+                                      for p in bucket])
+            for bucket in self.wrapper._buckets(late_params)
+        ]
+        for bucket, views, sent, work in redo:
+            work.wait()
+            _write_back(bucket, views, sent, count_of)
+        fused = sum(c > 0 for c in counts)
+        stats = dict(
+            params=n,
+            used_here=sum(used),
+            fused=fused,
+            unused=n - fused,
+            buckets=len(self.buckets) + len(redo),
+            overlapped=early,
+            late=len(late_ids))
+        return torch.tensor(counts, dtype=torch.int32), stats
+
+
 class GradientFusionWrapper(nn.Module):
     """Model wrapper for SIMT training, where ranks run different tasks.
 
@@ -40,10 +191,27 @@ class GradientFusionWrapper(nn.Module):
     stay identical. This relies on ``zero_grad`` setting gradients to
     ``None`` (the default of ``torch.optim`` and MMEngine's optim wrappers).
 
-    Communication per update: one all-reduce of the per-parameter usage
-    counts, then one all-reduce per flat bucket (``bucket_size_mb``) of the
-    gradients of the parameters that some rank used (zeros where this rank
-    did not), in the fixed order of ``module.named_parameters()``.
+    Communication per update, overlapped with backward (``overlap=True``,
+    used by :meth:`train_step` when the optim wrapper does not accumulate
+    gradients): before backward every rank walks its loss's autograd graph
+    for the parameters it will produce gradients for, and one small
+    all-reduce of these flags tells every rank which parameters some rank
+    uses. Those are cut into flat buckets (``bucket_size_mb``) in reverse
+    registration order, the order backward produces them. A
+    post-accumulate-grad hook launches a bucket's asynchronous all-reduce
+    (of this rank's gradients divided by the number of ranks expected to
+    use them, zeros where it has none) as soon as the gradients it waits
+    for have arrived and every earlier bucket is launched, so every rank
+    issues the same collectives in the same order although the ranks run
+    different graphs. After backward one more small all-reduce gives the
+    number of ranks that actually produced each gradient (a bucket entry
+    is rescaled where it differs from the expected one); a gradient that
+    arrived unannounced (a graph re-entered during backward, e.g.
+    reentrant checkpointing) or that grew after its bucket was sent is
+    fused again after backward. The fused gradients are views of the
+    reduced buckets: one copy into the bucket, none back. Called on its own
+    after backward, :meth:`fuse_gradients` does the same without the
+    overlap.
 
     Normalisation buffers: BatchNorm layers of task heads run only on the
     ranks of their task, so their running statistics would drift apart.
@@ -65,6 +233,12 @@ class GradientFusionWrapper(nn.Module):
             construction. Defaults to True.
         sync_norms (bool): synchronise the BatchNorm buffers after every
             update. Defaults to True.
+        overlap (bool, optional): start the bucket all-reduces during
+            backward, on a process group of their own. None (default) turns
+            it on for distributed runs except NCCL runs with cross-task BN,
+            whose backward all-reduces would then run on a second NCCL
+            communicator in an order that differs between ranks, which NCCL
+            does not guarantee to complete.
         process_group (ProcessGroup, optional): defaults to the default
             process group.
 
@@ -73,7 +247,9 @@ class GradientFusionWrapper(nn.Module):
             of ranks that used each parameter (``named_parameters`` order,
             trainable parameters only).
         fusion_stats (dict): counts of the last fusion: ``params``,
-            ``used_here``, ``fused``, ``unused``, ``buckets``.
+            ``used_here``, ``fused``, ``unused``, ``buckets``,
+            ``overlapped`` (buckets launched during backward) and ``late``
+            (parameters fused again after backward).
     """
 
     def __init__(self,
@@ -81,6 +257,7 @@ class GradientFusionWrapper(nn.Module):
                  bucket_size_mb: float = 25.0,
                  broadcast_init: bool = True,
                  sync_norms: bool = True,
+                 overlap: Optional[bool] = None,
                  process_group=None) -> None:
         super().__init__()
         if bucket_size_mb <= 0:
@@ -90,8 +267,22 @@ class GradientFusionWrapper(nn.Module):
         self.bucket_bytes = int(bucket_size_mb * 1024 * 1024)
         self.sync_norms = sync_norms
         self.process_group = process_group
+        self.overlap = self._resolve_overlap(overlap)
+        # the buckets of an overlapped fusion are launched at points of
+        # backward that differ between ranks, so they need a group of their
+        # own: interleaved with cross-task BN's collectives on one group,
+        # they would be matched with the wrong peers
+        self.fusion_group = process_group
+        if self.overlap and self.distributed:
+            self.fusion_group = dist.new_group(
+                ranks=dist.get_process_group_ranks(
+                    process_group or dist.group.WORLD))
         self.last_usage: Optional[torch.Tensor] = None
         self.fusion_stats: Dict[str, int] = {}
+        self._plan: Optional[_FusionPlan] = None
+        self._hooks: list = []
+        if self.overlap:
+            self._register_hooks()
         if broadcast_init and self.distributed:
             self._broadcast_state()
         self._tracked: Dict[str, int] = {}
@@ -99,6 +290,19 @@ class GradientFusionWrapper(nn.Module):
         # taken again before the first update: a resumed run loads its
         # checkpoint (and the norms' counters) after the wrapper is built
         self._snapshot_due = True
+
+    def _resolve_overlap(self, overlap: Optional[bool]) -> bool:
+        if overlap is not None:
+            return bool(overlap)
+        if not self.distributed:
+            return False
+        backend = dist.get_backend(self.process_group)
+        has_cross_task_bn = any(
+            isinstance(m, CrossTaskBatchNorm2d)
+            for m in self.module.modules())
+        # NCCL does not promise progress when two communicators' kernels
+        # wait on each other in different orders on different ranks
+        return not ('nccl' in str(backend).lower() and has_cross_task_bn)
 
     def _snapshot_norms(self) -> None:
         self._tracked = {
@@ -137,7 +341,15 @@ class GradientFusionWrapper(nn.Module):
             data = self.module.data_preprocessor(data, training=True)
             losses = self.module._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.module.parse_losses(losses)
-        optim_wrapper.backward(parsed_loss)
+        # overlap only when this backward is the update's only one
+        if (self.overlap and getattr(optim_wrapper,
+                                     '_accumulative_counts', None) == 1):
+            self.prepare_fusion(parsed_loss)
+        try:
+            optim_wrapper.backward(parsed_loss)
+        except BaseException:
+            self._plan = None
+            raise
         if optim_wrapper.should_update():
             self.fuse_gradients()
             optim_wrapper.step()
@@ -158,86 +370,140 @@ class GradientFusionWrapper(nn.Module):
     def _trainable(self) -> List[nn.Parameter]:
         return [p for p in self.module.parameters() if p.requires_grad]
 
+    def _register_hooks(self) -> None:
+        for p in self.module.parameters():
+            if p.requires_grad:
+                self._hooks.append(
+                    p.register_post_accumulate_grad_hook(self._on_grad))
+
+    def _on_grad(self, param: nn.Parameter) -> None:
+        """Post-accumulate-grad hook: count the gradient in and launch the
+        buckets that are complete."""
+        if self._plan is not None:
+            self._plan.ready(param)
+
+    @torch.no_grad()
+    def prepare_fusion(self, loss: torch.Tensor) -> None:
+        """Plan the fusion of the coming ``loss.backward()`` so that its
+        bucket all-reduces start while backward still runs.
+
+        Walks ``loss``'s autograd graph for the parameters it reaches (this
+        rank's expected gradients), all-reduces these flags once and cuts the
+        parameters that some rank expects into buckets in reverse
+        registration order (the order backward produces them). During
+        backward a bucket is launched as soon as this rank's expected
+        gradients in it have arrived and every earlier bucket is launched;
+        :meth:`fuse_gradients` then finishes the plan. Every rank must call
+        it at the same point. Without a distributed group it does nothing.
+
+        Args:
+            loss (Tensor): the loss that backward will be called on.
+        """
+        if not self.distributed:
+            return
+        if self._plan is not None:
+            raise RuntimeError('prepare_fusion called twice before '
+                               'fuse_gradients')
+        params = self._trainable()
+        if not params:
+            return
+        reached = _reached_parameters(loss)
+        expected = [id(p) in reached or p.grad is not None for p in params]
+        usage = torch.tensor(
+            expected, dtype=torch.int32, device=params[0].device)
+        dist.all_reduce(usage, group=self.fusion_group)
+        self._plan = _FusionPlan(self, params, expected, usage.tolist(),
+                                 waiting=reached, after_backward=False)
+        self._plan.launch_ready()
+
     @torch.no_grad()
     def fuse_gradients(self) -> None:
         """Set every gradient to its mean over the ranks that produced one.
 
         Every rank must call it at the same point (after backward, before
-        the optimizer step). Without a distributed group it only records
+        the optimizer step). After :meth:`prepare_fusion` it finishes the
+        all-reduces started during backward; otherwise it plans and runs
+        them now. Without a distributed group it only records
         :attr:`last_usage`: the local gradients are already the mean.
         """
         params = self._trainable()
         if not params:
+            self._plan = None
             self.last_usage = None
             self.fusion_stats = dict(
-                params=0, used_here=0, fused=0, unused=0, buckets=0)
+                params=0, used_here=0, fused=0, unused=0, buckets=0,
+                overlapped=0, late=0)
             return
-        device = params[0].device
-        used_here = [p.grad is not None for p in params]
-        usage = torch.tensor(used_here, dtype=torch.int32, device=device)
-        if self.distributed:
-            dist.all_reduce(usage, group=self.process_group)
-        self.last_usage = usage
-        counts = usage.tolist()
-        active = [(p, c) for p, c in zip(params, counts) if c > 0]
-        n_buckets = 0
-        if self.distributed:
-            # launch every bucket, then finish them in order: flattening a
-            # bucket overlaps with the reduction of the previous ones
-            pending = [
-                self._launch_bucket(bucket)
-                for bucket in self._buckets(active)
-            ]
-            for work in pending:
-                self._finish_bucket(*work)
-            n_buckets = len(pending)
-        self.fusion_stats = dict(
-            params=len(params),
-            used_here=sum(used_here),
-            fused=len(active),
-            unused=len(params) - len(active),
-            buckets=n_buckets)
+        if not self.distributed:
+            used = [p.grad is not None for p in params]
+            self.last_usage = torch.tensor(used, dtype=torch.int32)
+            self.fusion_stats = dict(
+                params=len(params), used_here=sum(used), fused=sum(used),
+                unused=len(params) - sum(used), buckets=0, overlapped=0,
+                late=0)
+            return
+        plan, self._plan = self._plan, None
+        if plan is None:
+            used = [p.grad is not None for p in params]
+            usage = torch.tensor(
+                used, dtype=torch.int32, device=params[0].device)
+            dist.all_reduce(usage, group=self.fusion_group)
+            plan = _FusionPlan(self, params, used, usage.tolist(),
+                               waiting=set(), after_backward=True)
+        elif [id(p) for p in params] != plan.param_ids:
+            raise RuntimeError('the trainable parameters changed between '
+                               'prepare_fusion and fuse_gradients')
+        self.last_usage, self.fusion_stats = plan.finish()
 
-    def _launch_bucket(self, bucket: List[Tuple[nn.Parameter, int]]):
-        grads = []
-        for p, _ in bucket:
-            if p.grad is None:
-                grads.append(torch.zeros_like(p))
-            else:
-                # the parameter's dtype, so every rank flattens alike
-                grads.append(p.grad.to(p.dtype))
-        flat = _flatten_dense_tensors(grads)
-        work = dist.all_reduce(
-            flat, group=self.process_group, async_op=True)
-        return bucket, grads, flat, work
+    def _flat_grads(self, items: List[Tuple[nn.Parameter, bool, int]]):
+        """Write the gradients of ``(param, mine, divisor)`` triples,
+        divided by ``divisor``, into one new flat buffer (zeros where
+        ``mine`` is False or the gradient is missing) and start an
+        asynchronous all-reduce of it.
 
-    @staticmethod
-    def _finish_bucket(bucket: List[Tuple[nn.Parameter, int]],
-                       grads: List[torch.Tensor], flat: torch.Tensor,
-                       work) -> None:
-        work.wait()
-        fused = _unflatten_dense_tensors(flat, grads)
-        for (p, count), g in zip(bucket, fused):
-            if count > 1:
-                g.div_(count)
-            if p.grad is None:
-                # a copy, so the flat bucket is freed after the loop
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)
+        The buffer never shares memory with a gradient: backward may still
+        add to a gradient after its bucket was sent (see ``regrown``), and
+        the gradient must then still hold this rank's own sum.
 
-    def _buckets(self, active: List[Tuple[nn.Parameter, int]]
-                 ) -> Iterator[List[Tuple[nn.Parameter, int]]]:
-        """Consecutive runs of parameters of one dtype and device,
-        each at most ``bucket_bytes`` (or a single larger parameter)."""
-        bucket: List[Tuple[nn.Parameter, int]] = []
-        size = 0
-        kind = None
-        for item in active:
-            p = item[0]
-            if p.grad is not None and p.grad.is_sparse:
+        Returns:
+            tuple: the parameters, their views of the buffer, the divisors
+            and the all-reduce's work handle.
+        """
+        first = items[0][0]
+        flat = torch.empty(
+            sum(p.numel() for p, _, _ in items),
+            dtype=first.dtype,
+            device=first.device)
+        views = []
+        offset = 0
+        for p, mine, divisor in items:
+            view = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+            views.append(view)
+            if not mine or p.grad is None:
+                view.zero_()
+            elif p.grad.is_sparse:
                 raise RuntimeError('gradient fusion supports dense '
                                    'gradients only')
+            elif divisor > 1:
+                # dividing before the sum, as DDP does, saves a pass
+                torch.div(p.grad, divisor, out=view)
+            else:
+                # the parameter's dtype, so every rank flattens alike
+                view.copy_(p.grad)
+        work = dist.all_reduce(
+            flat, group=self.fusion_group, async_op=True)
+        return ([p for p, _, _ in items], views,
+                [max(d, 1) for _, _, d in items], work)
+
+    def _buckets(self, params: List[nn.Parameter]
+                 ) -> Iterator[List[nn.Parameter]]:
+        """Consecutive runs of parameters of one dtype and device,
+        each at most ``bucket_bytes`` (or a single larger parameter)."""
+        bucket: List[nn.Parameter] = []
+        size = 0
+        kind = None
+        for p in params:
             # every rank must cut the buckets alike: use the parameter's
             # dtype and device, which are the same on every rank
             this_kind = (p.dtype, p.device)
@@ -246,7 +512,7 @@ class GradientFusionWrapper(nn.Module):
                            or this_kind != kind):
                 yield bucket
                 bucket, size = [], 0
-            bucket.append(item)
+            bucket.append(p)
             size += nbytes
             kind = this_kind
         if bucket:

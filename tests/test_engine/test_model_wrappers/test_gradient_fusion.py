@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import OptimWrapper
+from torch.utils.checkpoint import checkpoint
 
 from gppf_mm.engine.model_wrappers import GradientFusionWrapper
 from gppf_mm.models.layers import CrossTaskBatchNorm2d
@@ -40,6 +41,20 @@ class ThreeBranch(BaseModel):
         x = inputs
         if task == 'a':
             out = self.A(self.head_bn(x)) + self.C(x)
+        elif task == 'a_checkpointed':
+            # reentrant checkpointing re-enters A's graph during backward:
+            # A's gradient arrives without being announced
+            x = x.clone().requires_grad_()
+            a = checkpoint(
+                lambda t: self.A(self.head_bn(t)), x, use_reentrant=True)
+            out = a + self.C(x)
+        elif task == 'a_mixed':
+            # A also runs outside the checkpoint: its gradient grows again
+            # when backward re-enters the checkpointed graph
+            x = x.clone().requires_grad_()
+            a = checkpoint(
+                lambda t: self.A(self.head_bn(t)), x, use_reentrant=True)
+            out = a + self.A(x) + self.C(x)
         elif task == 'b':
             out = self.B(x) + self.C(x)
         elif task == 'all':
@@ -47,6 +62,28 @@ class ThreeBranch(BaseModel):
                    self.unused(x))
         else:
             raise ValueError(task)
+        return dict(loss=(out**2).mean())
+
+
+class TaskStems(BaseModel):
+    """A cross-task BN shared by two tasks, a head per task and a stem that
+    only task 'a' runs before the BN. The stem is registered last, so its
+    bucket comes first: rank 1 (task 'b', no stem) launches it before
+    backward, rank 0 only after the BN's backward all-reduce."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.bn = CrossTaskBatchNorm2d(2)
+        self.head_a = nn.Conv2d(2, 1, 1)
+        self.head_b = nn.Conv2d(2, 1, 1)
+        self.stem_a = nn.Conv2d(2, 2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor', task=None):
+        if task == 'a':
+            out = self.head_a(self.bn(self.stem_a(inputs)))
+        else:
+            out = self.head_b(self.bn(inputs))
         return dict(loss=(out**2).mean())
 
 
@@ -204,8 +241,56 @@ def resumed_case(rank):
                 ran=expected.head_bn.running_mean.clone())
 
 
+def late_case(rank, tasks=('a_checkpointed', 'b')):
+    """Rank r runs ``tasks[r]``; rank 0 runs part of A under reentrant
+    checkpointing."""
+    model = ThreeBranch()
+    wrapper = GradientFusionWrapper(model, bucket_size_mb=1e-6)
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    fused = {}
+    step = optim.step
+
+    def capturing_step(**kwargs):
+        fused.update(grads_of(model))
+        step(**kwargs)
+
+    optim.step = capturing_step
+    wrapper.train_step(batch(rank, tasks[rank], 3), optim)
+    return dict(fused=fused, stats=dict(wrapper.fusion_stats),
+                usage=wrapper.last_usage.tolist())
+
+
+def cross_bn_case(rank):
+    """Overlapped fusion beside cross-task BN's backward all-reduces equals
+    fusion after backward."""
+    out = {}
+    for overlap in (True, False):
+        model = TaskStems()
+        wrapper = GradientFusionWrapper(
+            model, bucket_size_mb=1e-6, overlap=overlap)
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        fused = {}
+        step = optim.step
+
+        def capturing_step(fused=fused, step=step, model=model, **kwargs):
+            fused.update(grads_of(model))
+            step(**kwargs)
+
+        optim.step = capturing_step
+        g = torch.Generator().manual_seed(rank)
+        n = 2 + 3 * rank
+        data = dict(inputs=torch.randn(n, 2, 3, 3, generator=g),
+                    task='a' if rank == 0 else 'b')
+        wrapper.train_step(data, optim)
+        out[overlap] = (fused, dict(wrapper.fusion_stats))
+    return out
+
+
 def worker(rank, world):
     res = dict(
+        late=late_case(rank),
+        regrown=late_case(rank, ('a_mixed', 'a')),
+        cross_bn=cross_bn_case(rank),
         resumed=resumed_case(rank),
         task_average=task_average_case(rank),
         ddp=ddp_case(rank),
@@ -243,8 +328,10 @@ def test_fused_gradients_are_task_averages(two_ranks):
         assert fused['shared_bn.weight'] is None
         assert r['grads_after'] == []  # zero_grad after the step
         assert r['usage'] == [1, 1, 2, 1, 1, 0, 0, 0]
+        # train_step overlaps: the one bucket is launched during backward
         assert r['stats'] == dict(params=8, used_here=4 if r is res[0]
-                                  else 2, fused=5, unused=3, buckets=1)
+                                  else 2, fused=5, unused=3, buckets=1,
+                                  overlapped=1, late=0)
         # SGD: w - lr * g with the fused gradient, identical on both ranks
         for name, grad in expected.items():
             torch.testing.assert_close(
@@ -339,3 +426,47 @@ def test_single_process_is_plain_training():
     with pytest.raises(ValueError):
         wrapper.val_step(dict(inputs=torch.zeros(1, 4), task='x'))
     assert wrapper(**data, mode='loss')['loss'] > 0
+
+
+@pytest.mark.parametrize('case,tasks,usage,buckets', [
+    ('late', ('a', 'b'), [1, 1, 2, 1, 1, 0, 0, 0], 2),
+    ('regrown', ('a_mixed', 'a'), [2, 0, 2, 2, 2, 0, 0, 0], 4),
+])
+def test_unannounced_gradient_is_fused_after_backward(two_ranks, case, tasks,
+                                                      usage, buckets):
+    """A gradient that backward produced outside the walked graph (reentrant
+    checkpointing), or that grew again after its bucket was sent, still
+    gets the task average."""
+    local = [local_grads(batch(r, t, 3)) for r, t in enumerate(tasks)]
+    for r in (r[case] for r in two_ranks):
+        for name in PARAMS:
+            got = [g[name] for g in local if name in g]
+            if not got:
+                assert r['fused'][name] is None, name
+                continue
+            # float32 sums in another order than the one-process backward
+            torch.testing.assert_close(r['fused'][name], sum(got) / len(got),
+                                       atol=1e-6, rtol=1e-5, msg=name)
+        assert r['usage'] == usage
+        # on rank 0, A and the head BN (inside the checkpoint) were fused
+        # again, each in a bucket of its own; 'regrown' announced A and
+        # sent it early, before backward re-entered the checkpoint
+        assert r['stats']['late'] == 3
+        assert r['stats']['buckets'] == buckets + 3
+
+
+def test_overlap_beside_cross_task_bn_equals_fusion_after_backward(
+        two_ranks):
+    for r in (r['cross_bn'] for r in two_ranks):
+        (overlapped, stats), (after, after_stats) = r[True], r[False]
+        assert set(overlapped) == set(after)
+        for name, grad in after.items():
+            assert grad is not None, name
+            torch.testing.assert_close(overlapped[name], grad, atol=1e-7,
+                                       rtol=0)
+        assert stats['overlapped'] > 0 and stats['late'] == 0
+        assert after_stats['overlapped'] == 0
+    # the replicas agree
+    a, b = (r['cross_bn'][True][0] for r in two_ranks)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
