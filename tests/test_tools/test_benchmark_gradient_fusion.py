@@ -21,3 +21,7 @@ def test_benchmark_runs_on_two_ranks_and_reports_a_ratio():
                        proc.stdout)
     assert {name for name, _ in steps} == {'fusion', 'DDP'}
     assert all(float(ms) > 0 for _, ms in steps)
+    # both replicas took the same updates
+    m = re.search(r'max \|weight fusion - weight DDP\| after the run: '
+                  r'([0-9.e+-]+)', proc.stdout)
+    assert m and float(m.group(1)) < 1e-6, proc.stdout

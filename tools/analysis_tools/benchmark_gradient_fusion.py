@@ -17,8 +17,10 @@ Every rank trains two replicas of the same model on the same batches:
 The two alternate step by step in one run (paired, so that slow drifts of
 the machine cancel); the ranks meet at a barrier before every timed step.
 Reported: the median step time of each, the median of the per-step ratios
-fusion / DDP, and the median time spent in ``prepare_fusion`` and
-``fuse_gradients`` (the fusion work not hidden behind backward).
+fusion / DDP, the median time spent in ``prepare_fusion`` and
+``fuse_gradients`` (the fusion work not hidden behind backward), and the
+largest difference between the two replicas' weights after the run (both
+took the same updates, so it is at float rounding level).
 
 Example::
 
@@ -49,7 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--world-size', type=int, default=2)
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--size', type=int, default=64)
-    parser.add_argument('--iters', type=int, default=20)
+    # single steps vary by tens of percent on a shared 2-core machine:
+    # 100 paired steps keep the median ratio within a few percent
+    parser.add_argument('--iters', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument(
         '--bucket-mb',
@@ -144,6 +148,10 @@ def worker(rank: int, args: argparse.Namespace, port: int, queue) -> None:
                     times[name].append(res['step'])
                     if name == 'fusion':
                         times['fuse'].append(res['fuse'])
+        # the same work: both replicas took the same updates
+        times['max_weight_diff'] = max(
+            float((a - b).abs().max().detach()) for a, b in zip(
+                fusion_model.parameters(), ddp_model.parameters()))
         queue.put((rank, times))
     finally:
         dist.destroy_process_group()
@@ -159,6 +167,7 @@ def summarize(per_rank: Dict[int, Dict[str, List[float]]]) -> Dict:
     }
     ratios = [f / d for f, d in zip(merged['fusion'], merged['ddp'])]
     return dict(
+        max_weight_diff=max(per_rank[r]['max_weight_diff'] for r in ranks),
         fusion=statistics.median(merged['fusion']),
         ddp=statistics.median(merged['ddp']),
         fuse=statistics.median(merged['fuse']),
@@ -212,6 +221,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
           '(find_unused_parameters=True)')
     print(f'ratio fusion / DDP (median of paired steps): '
           f'{res["ratio"]:.3f}')
+    print(f'max |weight fusion - weight DDP| after the run: '
+          f'{res["max_weight_diff"]:.2e}')
     return res
 
 

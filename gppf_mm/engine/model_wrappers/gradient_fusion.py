@@ -2,7 +2,7 @@
 """Gradient fusion of SIMT: each parameter's gradient is the mean over the
 ranks that used it in this iteration (the paper's Section 3.2,
 ``g^p = 1 / N_gpu^p * sum_i g_i^p``)."""
-from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -16,162 +16,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gppf_mm.models.layers import CrossTaskBatchNorm2d
 from gppf_mm.registry import MODEL_WRAPPERS
 
+from .fusion_plan import BufferPool, FusionPlan, reached_parameters
+
 
 def _world_size(group=None) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size(group)
-
-
-def _reached_parameters(loss: torch.Tensor) -> Set[int]:
-    """``id``s of the leaf tensors that ``loss.backward()`` will reach
-    (the variables of the ``AccumulateGrad`` nodes of its graph)."""
-    found: Set[int] = set()
-    root = loss.grad_fn
-    if root is None:
-        return found
-    seen = set()
-    stack = [root]
-    while stack:
-        fn = stack.pop()
-        if fn in seen:
-            continue
-        seen.add(fn)
-        var = getattr(fn, 'variable', None)
-        if var is not None:
-            found.add(id(var))
-            continue
-        stack.extend(nxt for nxt, _ in fn.next_functions if nxt is not None)
-    return found
-
-
-def _write_back(bucket: List[nn.Parameter], views: List[torch.Tensor],
-                sent: List[int], count_of: Dict[int, int],
-                skip: Set[int] = frozenset()) -> None:
-    """Make each parameter's gradient its view of the reduced flat buffer
-    (no copy back).
-
-    Every rank sent its gradient divided by ``sent[i]``, the number of
-    ranks expected to use the parameter; where fewer ranks produced one
-    (``count_of``), the view is rescaled. A parameter that no rank used,
-    or one in ``skip``, keeps its own gradient.
-    """
-    for p, view, divisor in zip(bucket, views, sent):
-        count = count_of[id(p)]
-        if count == 0 or id(p) in skip:
-            continue
-        if count != divisor:
-            view.mul_(divisor / count)
-        p.grad = view
-
-
-class _FusionPlan:
-    """The all-reduces of one update.
-
-    ``counts[i]`` ranks expect a gradient for ``params[i]``; the parameters
-    with a positive count are cut into buckets in reverse order. A bucket
-    is launched when the gradients this rank waits for in it have arrived
-    and every earlier bucket is launched, so all ranks issue the same
-    collectives in the same order whatever their graphs.
-    """
-
-    def __init__(self, wrapper: 'GradientFusionWrapper',
-                 params: List[nn.Parameter], expected: List[bool],
-                 counts: List[int], waiting: Set[int],
-                 after_backward: bool) -> None:
-        self.wrapper = wrapper
-        self.params = params
-        self.param_ids = [id(p) for p in params]
-        self.expected = expected
-        self.counts = counts
-        self.count_of = dict(zip(self.param_ids, counts))
-        self.after_backward = after_backward
-        self.mine = {id(p) for p, e in zip(params, expected) if e}
-        active = [p for p, c in zip(params[::-1], counts[::-1]) if c > 0]
-        self.buckets = list(wrapper._buckets(active))
-        self.slot: Dict[int, int] = {}
-        self.bucket_of: Dict[int, int] = {}
-        self.pending: List[int] = []
-        for i, bucket in enumerate(self.buckets):
-            self.bucket_of.update((id(p), i) for p in bucket)
-            waits = [id(p) for p in bucket if id(p) in waiting]
-            self.slot.update((pid, i) for pid in waits)
-            self.pending.append(len(waits))
-        self.launched: list = []
-        # expected gradients that grew again after their bucket was sent
-        # (a parameter used both outside and inside a reentrant checkpoint)
-        self.regrown: Set[int] = set()
-
-    def ready(self, param: nn.Parameter) -> None:
-        pid = id(param)
-        i = self.slot.pop(pid, None)
-        if i is None:
-            b = self.bucket_of.get(pid)
-            if (b is not None and b < len(self.launched)
-                    and pid in self.mine):
-                self.regrown.add(pid)
-            return
-        self.pending[i] -= 1
-        if self.pending[i] == 0 and i == len(self.launched):
-            self.launch_ready()
-
-    def launch_ready(self, force: bool = False) -> None:
-        while len(self.launched) < len(self.buckets):
-            i = len(self.launched)
-            if self.pending[i] > 0 and not force:
-                break
-            bucket = self.buckets[i]
-            items = [(p, id(p) in self.mine, self.count_of[id(p)])
-                     for p in bucket]
-            self.launched.append(self.wrapper._flat_grads(items))
-
-    def finish(self) -> Tuple[torch.Tensor, Dict[str, int]]:
-        early = len(self.launched)
-        self.launch_ready(force=True)
-        params = self.params
-        n = len(params)
-        used = [p.grad is not None for p in params]
-        if self.after_backward:
-            counts, late = self.counts, [0] * n
-        else:
-            # what backward actually produced: a parameter whose gradient
-            # came without being expected (a graph re-entered during
-            # backward, as reentrant checkpointing does), or grew after its
-            # bucket was sent, is fused again below, after every rank has
-            # learnt of it
-            late_here = [(u and not e) or pid in self.regrown
-                         for u, e, pid in zip(used, self.expected,
-                                              self.param_ids)]
-            info = torch.tensor(
-                used + late_here, dtype=torch.int32,
-                device=params[0].device)
-            dist.all_reduce(info, group=self.wrapper.fusion_group)
-            info = info.tolist()
-            counts, late = info[:n], info[n:]
-        count_of = dict(zip(self.param_ids, counts))
-        late_ids = {pid for pid, c in zip(self.param_ids, late) if c > 0}
-        for bucket, views, sent, work in self.launched:
-            work.wait()
-            _write_back(bucket, views, sent, count_of, skip=late_ids)
-        late_params = [p for p in params if id(p) in late_ids]
-        redo = [
-            self.wrapper._flat_grads([(p, True, count_of[id(p)])
-                                      for p in bucket])
-            for bucket in self.wrapper._buckets(late_params)
-        ]
-        for bucket, views, sent, work in redo:
-            work.wait()
-            _write_back(bucket, views, sent, count_of)
-        fused = sum(c > 0 for c in counts)
-        stats = dict(
-            params=n,
-            used_here=sum(used),
-            fused=fused,
-            unused=n - fused,
-            buckets=len(self.buckets) + len(redo),
-            overlapped=early,
-            late=len(late_ids))
-        return torch.tensor(counts, dtype=torch.int32), stats
 
 
 class GradientFusionWrapper(nn.Module):
@@ -208,10 +59,10 @@ class GradientFusionWrapper(nn.Module):
     is rescaled where it differs from the expected one); a gradient that
     arrived unannounced (a graph re-entered during backward, e.g.
     reentrant checkpointing) or that grew after its bucket was sent is
-    fused again after backward. The fused gradients are views of the
-    reduced buckets: one copy into the bucket, none back. Called on its own
-    after backward, :meth:`fuse_gradients` does the same without the
-    overlap.
+    fused again after backward. Each gradient is copied once into its
+    bucket (divided on the way) and once back; the bucket buffers are
+    reused by the next update. Called on its own after backward,
+    :meth:`fuse_gradients` does the same without the overlap.
 
     Normalisation buffers: BatchNorm layers of task heads run only on the
     ranks of their task, so their running statistics would drift apart.
@@ -279,7 +130,8 @@ class GradientFusionWrapper(nn.Module):
                     process_group or dist.group.WORLD))
         self.last_usage: Optional[torch.Tensor] = None
         self.fusion_stats: Dict[str, int] = {}
-        self._plan: Optional[_FusionPlan] = None
+        self._plan: Optional[FusionPlan] = None
+        self._pool = BufferPool(self.bucket_bytes)
         self._hooks: list = []
         if self.overlap:
             self._register_hooks()
@@ -348,7 +200,10 @@ class GradientFusionWrapper(nn.Module):
         try:
             optim_wrapper.backward(parsed_loss)
         except BaseException:
+            # all-reduces of the dropped plan may still write into their
+            # buffers: the next update takes new ones
             self._plan = None
+            self._pool = BufferPool(self.bucket_bytes)
             raise
         if optim_wrapper.should_update():
             self.fuse_gradients()
@@ -407,13 +262,15 @@ class GradientFusionWrapper(nn.Module):
         params = self._trainable()
         if not params:
             return
-        reached = _reached_parameters(loss)
+        reached = reached_parameters(loss)
         expected = [id(p) in reached or p.grad is not None for p in params]
         usage = torch.tensor(
             expected, dtype=torch.int32, device=params[0].device)
         dist.all_reduce(usage, group=self.fusion_group)
-        self._plan = _FusionPlan(self, params, expected, usage.tolist(),
-                                 waiting=reached, after_backward=False)
+        self._plan = FusionPlan(
+            params, expected, usage.tolist(), waiting=reached,
+            after_backward=False, bucket_bytes=self.bucket_bytes,
+            group=self.fusion_group, pool=self._pool)
         self._plan.launch_ready()
 
     @torch.no_grad()
@@ -448,75 +305,14 @@ class GradientFusionWrapper(nn.Module):
             usage = torch.tensor(
                 used, dtype=torch.int32, device=params[0].device)
             dist.all_reduce(usage, group=self.fusion_group)
-            plan = _FusionPlan(self, params, used, usage.tolist(),
-                               waiting=set(), after_backward=True)
+            plan = FusionPlan(
+                params, used, usage.tolist(), waiting=set(),
+                after_backward=True, bucket_bytes=self.bucket_bytes,
+                group=self.fusion_group, pool=self._pool)
         elif [id(p) for p in params] != plan.param_ids:
             raise RuntimeError('the trainable parameters changed between '
                                'prepare_fusion and fuse_gradients')
         self.last_usage, self.fusion_stats = plan.finish()
-
-    def _flat_grads(self, items: List[Tuple[nn.Parameter, bool, int]]):
-        """Write the gradients of ``(param, mine, divisor)`` triples,
-        divided by ``divisor``, into one new flat buffer (zeros where
-        ``mine`` is False or the gradient is missing) and start an
-        asynchronous all-reduce of it.
-
-        The buffer never shares memory with a gradient: backward may still
-        add to a gradient after its bucket was sent (see ``regrown``), and
-        the gradient must then still hold this rank's own sum.
-
-        Returns:
-            tuple: the parameters, their views of the buffer, the divisors
-            and the all-reduce's work handle.
-        """
-        first = items[0][0]
-        flat = torch.empty(
-            sum(p.numel() for p, _, _ in items),
-            dtype=first.dtype,
-            device=first.device)
-        views = []
-        offset = 0
-        for p, mine, divisor in items:
-            view = flat[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
-            views.append(view)
-            if not mine or p.grad is None:
-                view.zero_()
-            elif p.grad.is_sparse:
-                raise RuntimeError('gradient fusion supports dense '
-                                   'gradients only')
-            elif divisor > 1:
-                # dividing before the sum, as DDP does, saves a pass
-                torch.div(p.grad, divisor, out=view)
-            else:
-                # the parameter's dtype, so every rank flattens alike
-                view.copy_(p.grad)
-        work = dist.all_reduce(
-            flat, group=self.fusion_group, async_op=True)
-        return ([p for p, _, _ in items], views,
-                [max(d, 1) for _, _, d in items], work)
-
-    def _buckets(self, params: List[nn.Parameter]
-                 ) -> Iterator[List[nn.Parameter]]:
-        """Consecutive runs of parameters of one dtype and device,
-        each at most ``bucket_bytes`` (or a single larger parameter)."""
-        bucket: List[nn.Parameter] = []
-        size = 0
-        kind = None
-        for p in params:
-            # every rank must cut the buckets alike: use the parameter's
-            # dtype and device, which are the same on every rank
-            this_kind = (p.dtype, p.device)
-            nbytes = p.numel() * p.element_size()
-            if bucket and (size + nbytes > self.bucket_bytes
-                           or this_kind != kind):
-                yield bucket
-                bucket, size = [], 0
-            bucket.append(p)
-            size += nbytes
-            kind = this_kind
-        if bucket:
-            yield bucket
 
     # ------------------------------------------------------- norm buffers
     def _norms(self) -> Iterator[Tuple[str, _BatchNorm]]:

@@ -286,6 +286,55 @@ def cross_bn_case(rank):
     return out
 
 
+# the tasks of ranks 0 and 1 in each step: the set of used parameters, and
+# so the bucket layout, changes from step to step
+SCHEDULE = [('a', 'b'), ('all', 'a'), ('b', 'b'), ('a', 'all'), ('b', 'a')]
+
+
+def make_optim(model):
+    return torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+
+
+def schedule_case(rank):
+    """Several updates with a changing bucket layout (buffers reused)."""
+    out = {}
+    for size, overlap in ((25.0, True), (2e-5, True), (2e-5, False)):
+        model = ThreeBranch()
+        wrapper = GradientFusionWrapper(
+            model, bucket_size_mb=size, overlap=overlap)
+        optim = OptimWrapper(make_optim(model))
+        weights = []
+        for step, tasks in enumerate(SCHEDULE):
+            wrapper.train_step(batch(rank, tasks[rank], 3 + step), optim)
+            weights.append(weights_of(model))
+        out[(size, overlap)] = weights
+    return out
+
+
+def schedule_reference():
+    """One process: set each gradient to the hand-computed task average of
+    the ranks' local gradients at the current weights, then SGD."""
+    model = ThreeBranch()
+    optim = make_optim(model)
+    weights = []
+    for step, tasks in enumerate(SCHEDULE):
+        local = []
+        for rank, task in enumerate(tasks):
+            replica = ThreeBranch()
+            replica.load_state_dict(model.state_dict())
+            replica(**batch(rank, task, 3 + step),
+                    mode='loss')['loss'].backward()
+            local.append(grads_of(replica))
+        for name, p in model.named_parameters():
+            got = [g[name] for g in local if g[name] is not None]
+            p.grad = sum(got) / len(got) if got else None
+        optim.step()
+        optim.zero_grad()
+        weights.append(weights_of(model))
+    return weights
+
+
 def worker(rank, world):
     res = dict(
         late=late_case(rank),
@@ -295,7 +344,8 @@ def worker(rank, world):
         task_average=task_average_case(rank),
         ddp=ddp_case(rank),
         unused=unused_case(rank),
-        buckets=small_bucket_case(rank))
+        buckets=small_bucket_case(rank),
+        schedule=schedule_case(rank))
     dist.barrier()
     return res
 
@@ -470,3 +520,20 @@ def test_overlap_beside_cross_task_bn_equals_fusion_after_backward(
     a, b = (r['cross_bn'][True][0] for r in two_ranks)
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_updates_with_changing_bucket_layouts_follow_the_task_averages(
+        two_ranks):
+    """Five updates whose used parameters change every step: the weights
+    follow SGD on the hand-computed task averages (an unused parameter is
+    skipped by the optimizer), whatever the bucket size, with and without
+    overlap, on both ranks."""
+    ref = schedule_reference()
+    for r in two_ranks:
+        for config, weights in r['schedule'].items():
+            for step, (got, want) in enumerate(zip(weights, ref)):
+                for name in want:
+                    torch.testing.assert_close(
+                        got[name], want[name], atol=1e-6, rtol=1e-5,
+                        msg=f'{config} step {step} {name}')
+
