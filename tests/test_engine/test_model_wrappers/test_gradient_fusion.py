@@ -104,6 +104,20 @@ def grads_of(model):
             for n, p in model.named_parameters()}
 
 
+def capture_fused(model, optim):
+    """``train_step`` zero-grads after the step: record the fused gradients
+    when the optim wrapper steps. Returns the dict they go into."""
+    fused = {}
+    step = optim.step
+
+    def capturing_step(**kwargs):
+        fused.update(grads_of(model))
+        step(**kwargs)
+
+    optim.step = capturing_step
+    return fused
+
+
 def weights_of(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
@@ -118,15 +132,7 @@ def task_average_case(rank):
     initial = weights_of(model)
     lr = 0.1
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
-    # train_step zero-grads: capture the fused gradients in step()
-    fused = {}
-    step = optim.step
-
-    def capturing_step(**kwargs):
-        fused.update(grads_of(model))
-        step(**kwargs)
-
-    optim.step = capturing_step
+    fused = capture_fused(model, optim)
     log_vars = wrapper.train_step(dict(data[rank]), optim)
     return dict(
         fused=fused, mine=[local_grads(d) for d in data], initial=initial,
@@ -247,14 +253,7 @@ def late_case(rank, tasks=('a_checkpointed', 'b')):
     model = ThreeBranch()
     wrapper = GradientFusionWrapper(model, bucket_size_mb=1e-6)
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    fused = {}
-    step = optim.step
-
-    def capturing_step(**kwargs):
-        fused.update(grads_of(model))
-        step(**kwargs)
-
-    optim.step = capturing_step
+    fused = capture_fused(model, optim)
     wrapper.train_step(batch(rank, tasks[rank], 3), optim)
     return dict(fused=fused, stats=dict(wrapper.fusion_stats),
                 usage=wrapper.last_usage.tolist())
@@ -269,14 +268,7 @@ def cross_bn_case(rank):
         wrapper = GradientFusionWrapper(
             model, bucket_size_mb=1e-6, overlap=overlap)
         optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-        fused = {}
-        step = optim.step
-
-        def capturing_step(fused=fused, step=step, model=model, **kwargs):
-            fused.update(grads_of(model))
-            step(**kwargs)
-
-        optim.step = capturing_step
+        fused = capture_fused(model, optim)
         g = torch.Generator().manual_seed(rank)
         n = 2 + 3 * rank
         data = dict(inputs=torch.randn(n, 2, 3, 3, generator=g),
