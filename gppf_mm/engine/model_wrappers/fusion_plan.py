@@ -190,9 +190,9 @@ def flat_grads(items: List[Tuple[nn.Parameter, bool, int]],
                group=None,
                pool: Optional['BufferPool'] = None):
     """Write the gradients of ``(param, mine, divisor)`` triples,
-    divided by ``divisor``, into one new flat buffer (zeros where
-    ``mine`` is False or the gradient is missing) and start an
-    asynchronous all-reduce of it.
+    divided by ``divisor``, into one flat buffer, taken from ``pool`` or
+    new (zeros where ``mine`` is False or the gradient is missing), and
+    start an asynchronous all-reduce of it.
 
     The buffer never shares memory with a gradient: backward may still
     add to a gradient after its bucket was sent (see ``regrown``), and
@@ -225,8 +225,7 @@ def flat_grads(items: List[Tuple[nn.Parameter, bool, int]],
         else:
             # the parameter's dtype, so every rank flattens alike
             view.copy_(p.grad)
-    work = dist.all_reduce(
-        flat, group=group, async_op=True)
+    work = dist.all_reduce(flat, group=group, async_op=True)
     return ([p for p, _, _ in items], views,
             [max(d, 1) for _, _, d in items], work)
 
