@@ -264,13 +264,7 @@ class GradientFusionWrapper(nn.Module):
             return
         reached = reached_parameters(loss)
         expected = [id(p) in reached or p.grad is not None for p in params]
-        usage = torch.tensor(
-            expected, dtype=torch.int32, device=params[0].device)
-        dist.all_reduce(usage, group=self.fusion_group)
-        self._plan = FusionPlan(
-            params, expected, usage.tolist(), waiting=reached,
-            after_backward=False, bucket_bytes=self.bucket_bytes,
-            group=self.fusion_group, pool=self._pool)
+        self._plan = self._make_plan(params, expected, waiting=reached)
         self._plan.launch_ready()
 
     @torch.no_grad()
@@ -301,18 +295,25 @@ class GradientFusionWrapper(nn.Module):
             return
         plan, self._plan = self._plan, None
         if plan is None:
-            used = [p.grad is not None for p in params]
-            usage = torch.tensor(
-                used, dtype=torch.int32, device=params[0].device)
-            dist.all_reduce(usage, group=self.fusion_group)
-            plan = FusionPlan(
-                params, used, usage.tolist(), waiting=set(),
-                after_backward=True, bucket_bytes=self.bucket_bytes,
-                group=self.fusion_group, pool=self._pool)
+            plan = self._make_plan(
+                params, [p.grad is not None for p in params], waiting=None)
         elif [id(p) for p in params] != plan.param_ids:
             raise RuntimeError('the trainable parameters changed between '
                                'prepare_fusion and fuse_gradients')
         self.last_usage, self.fusion_stats = plan.finish()
+
+    def _make_plan(self, params: List[nn.Parameter], expected: List[bool],
+                   waiting: Optional[set]) -> FusionPlan:
+        """All-reduce this rank's ``expected`` flags into per-parameter
+        counts and plan the buckets; ``waiting=None`` plans after backward
+        (the gradients are complete)."""
+        usage = torch.tensor(
+            expected, dtype=torch.int32, device=params[0].device)
+        dist.all_reduce(usage, group=self.fusion_group)
+        return FusionPlan(
+            params, expected, usage.tolist(), waiting=waiting or set(),
+            after_backward=waiting is None, bucket_bytes=self.bucket_bytes,
+            group=self.fusion_group, pool=self._pool)
 
     # ------------------------------------------------------- norm buffers
     def _norms(self) -> Iterator[Tuple[str, _BatchNorm]]:
