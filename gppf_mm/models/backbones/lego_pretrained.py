@@ -13,11 +13,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.model.weight_init import PretrainedInit
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from gppf_mm.models.routing.lego_backbone import _preview
 from gppf_mm.registry import WEIGHT_INITIALIZERS
 
 LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
+# MMEngine's own ``Pretrained`` would load a plain checkpoint with
+# ``strict=False`` into keys it does not have (``.units.k``): nothing loads
+# and only a warning says so. On a lego backbone it is handled as
+# ``LegoPretrained``.
+PRETRAINED_TYPES = LEGO_PRETRAINED_TYPES + ('Pretrained', PretrainedInit)
 
 
 def plain_backbone_state_dict(
@@ -110,29 +117,81 @@ def save_lego_checkpoint(state: Dict[str, torch.Tensor], arch: dict,
     return ckpt
 
 
+def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
+                      checkpoint: str) -> None:
+    """Load a checkpoint already in the lego layout (``.units.k`` keys),
+    checked key by key first; the controller's logits load only when the
+    task names and shapes agree."""
+    own = backbone.state_dict()
+    missing, mismatched, out = [], [], OrderedDict()
+    for key, value in own.items():
+        theirs = state.get(key)
+        if theirs is None:
+            if not (key.startswith('controller.')
+                    or key.endswith('num_batches_tracked')):
+                missing.append(repr(key))
+            continue
+        if tuple(theirs.shape) != tuple(value.shape):
+            if not key.startswith('controller.'):
+                mismatched.append(f'{key!r}: {tuple(theirs.shape)} in the '
+                                  f'checkpoint, {tuple(value.shape)} here')
+            continue
+        out[key] = theirs
+    unexpected = [
+        repr(k) for k in state
+        if k not in own and not k.startswith('controller.')
+    ]
+    problems = []
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatch(es): '
+                        f'{_preview(mismatched)}')
+    if missing:
+        problems.append(f'{len(missing)} missing key(s): {_preview(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): '
+                        f'{_preview(unexpected)}')
+    if problems:
+        raise (ValueError if mismatched else KeyError)(
+            f'{checkpoint}: the lego checkpoint does not match this '
+            f'{type(backbone).__name__}: ' + '; '.join(problems))
+    backbone.load_state_dict(out, strict=False)
+
+
 def load_lego_pretrained(backbone: nn.Module,
                          checkpoint: str,
                          prefix: Optional[str] = None) -> None:
-    """Initialise every unit of a lego backbone from a plain checkpoint.
+    """Initialise a lego backbone from a checkpoint, whatever its layout.
 
-    The whole checkpoint is checked against the backbone first; nothing is
-    changed when it does not match.
+    A plain backbone checkpoint (torchvision, MMDet, MMSeg, MMPretrain,
+    official Swin) is copied into every unit of every lego layer; a lego
+    checkpoint (keys with ``.units.k``, e.g. a GPPF pre-training) loads as
+    it is. Either way the whole checkpoint is checked against the backbone
+    first: nothing is changed when it does not match, and the error names
+    the file and the keys.
 
     Args:
         backbone (nn.Module): a lego backbone with
             ``expand_plain_state_dict``.
-        checkpoint (str): path or URL of the plain checkpoint.
+        checkpoint (str): path or URL of the checkpoint.
         prefix (str, optional): see :func:`plain_backbone_state_dict`.
 
     Raises:
         KeyError / ValueError: the checkpoint does not fit the backbone
-            (the message names the keys).
+            (the message names the file and the keys).
     """
     expand = getattr(backbone, 'expand_plain_state_dict', None)
     if expand is None:
         raise TypeError(f'{type(backbone).__name__} cannot be initialised '
-                        'by LegoPretrained (no expand_plain_state_dict)')
-    expanded = expand(load_plain_checkpoint(checkpoint, prefix))
+                        'from a plain checkpoint (no expand_plain_state_dict)')
+    state = load_plain_checkpoint(checkpoint, prefix)
+    if any('.units.' in k for k in state):
+        _load_lego_layout(backbone, state, checkpoint)
+        return
+    try:
+        expanded = expand(state)
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if error.args else str(error)
+        raise type(error)(f'{checkpoint}: {message}') from None
     backbone.load_state_dict(expanded, strict=False)
 
 
@@ -168,12 +227,16 @@ class LegoPretrained:
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> 'LegoPretrained':
-        return cls(**{k: v for k, v in cfg.items() if k != 'type'})
+        # ``map_location`` of MMEngine's ``Pretrained``: always the CPU here
+        return cls(**{
+            k: v
+            for k, v in cfg.items() if k not in ('type', 'map_location')
+        })
 
 
 def split_lego_pretrained(init_cfg: Any) -> Tuple[List[dict], List[dict]]:
-    """Split an ``init_cfg`` into its ``LegoPretrained`` entries and the
-    rest."""
+    """Split an ``init_cfg`` into its checkpoint entries (``LegoPretrained``
+    and MMEngine's ``Pretrained``) and the rest."""
     if not init_cfg:
         return [], []
     cfgs = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else [
@@ -181,7 +244,7 @@ def split_lego_pretrained(init_cfg: Any) -> Tuple[List[dict], List[dict]]:
     ]
     lego = [
         c for c in cfgs
-        if c.get('type') in LEGO_PRETRAINED_TYPES + (LegoPretrained, )
+        if c.get('type') in PRETRAINED_TYPES + (LegoPretrained, )
     ]
     rest = [c for c in cfgs if not any(c is other for other in lego)]
     return lego, rest
@@ -189,9 +252,9 @@ def split_lego_pretrained(init_cfg: Any) -> Tuple[List[dict], List[dict]]:
 
 def init_weights_with_lego_pretrained(module: nn.Module, init_weights
                                       ) -> None:
-    """Run ``init_weights(module)`` without the ``LegoPretrained`` entries of
-    ``module.init_cfg``, then apply them (once, like MMEngine's
-    ``Pretrained``)."""
+    """Run ``init_weights(module)`` without the checkpoint entries of
+    ``module.init_cfg``, then load them (once, like MMEngine's
+    ``Pretrained``) with :func:`load_lego_pretrained`."""
     lego, rest = split_lego_pretrained(module.init_cfg)
     if not lego or getattr(module, '_is_init', False):
         init_weights(module)
@@ -204,3 +267,4 @@ def init_weights_with_lego_pretrained(module: nn.Module, init_weights
         module.init_cfg = original
     for cfg in lego:
         LegoPretrained.from_cfg(cfg)(module)
+    module._is_init = True

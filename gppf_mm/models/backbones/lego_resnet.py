@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmdet.models.backbones import ResNet
 from mmdet.models.layers import ResLayer
+from mmengine.model import Sequential
 
 from gppf_mm.models.routing import (
     LegoBackboneMixin,
@@ -132,9 +133,13 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                                self.conv_cfg, self.norm_cfg),
             self._num_units)
 
-    def make_res_layer(self, **kwargs) -> nn.Sequential:
+    def make_res_layer(self, **kwargs) -> Sequential:
         """A stage whose every block is a lego layer of independent copies
-        of mmdet's block (``ResLayer`` builds each copy)."""
+        of mmdet's block (``ResLayer`` builds each copy).
+
+        The stage is MMEngine's ``Sequential`` (as mmdet's ``ResLayer``), so
+        ``init_weights`` reaches the blocks' own ``init_cfg`` (the zero
+        init of the last norm with ``zero_init_residual``)."""
         kwargs['with_cp'] = False  # the lego layer checkpoints the units
         copies = [ResLayer(**kwargs) for _ in range(self._num_units)]
         blocks = []
@@ -143,7 +148,7 @@ class LegoResNet(LegoBackboneMixin, ResNet):
             blocks.append(
                 LegoLayer(lambda: next(units), self._num_units,
                           with_cp=self.with_cp))
-        return nn.Sequential(*blocks)
+        return Sequential(*blocks)
 
     def init_weights(self) -> None:
         """MMEngine initialisation; ``LegoPretrained`` entries last."""

@@ -9,7 +9,6 @@ import torch
 from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmdet.models.layers import PatchEmbed
 from mmengine.logging import print_log
-from mmengine.model.weight_init import PretrainedInit
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from gppf_mm.models.routing import (
@@ -213,28 +212,21 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
         """mmdet's initialisation, or the checkpoints of ``init_cfg``.
 
         Without ``init_cfg``: mmdet's truncated normal init. Otherwise the
-        ``Pretrained`` entries (checkpoints in this backbone's layout) load
-        first, the ``LegoPretrained`` ones (plain Swin checkpoints copied
-        into every unit) last.
+        ``Pretrained`` / ``LegoPretrained`` checkpoints load in order: a
+        plain Swin checkpoint into every unit, a lego one as it is (see
+        :func:`load_lego_pretrained`).
         """
         lego, rest = split_lego_pretrained(self.init_cfg)
-        unsupported = [
-            c for c in rest if c.get('type') not in ('Pretrained',
-                                                     PretrainedInit)
-        ]
-        if unsupported:
+        if rest:
             raise ValueError(
                 'LegoSwinTransformer supports init_cfg of the types '
-                f"'LegoPretrained' and 'Pretrained', got {unsupported}")
-        if not lego and not rest:
+                f"'LegoPretrained' and 'Pretrained', got {rest}")
+        if not lego:
             original, self.init_cfg = self.init_cfg, None
             try:
                 SwinTransformer.init_weights(self)
             finally:
                 self.init_cfg = original
-        for cfg in rest:
-            PretrainedInit(**{k: v
-                              for k, v in cfg.items() if k != 'type'})(self)
         for cfg in lego:
             LegoPretrained.from_cfg(cfg)(self)
         self._is_init = True

@@ -92,6 +92,21 @@ class LegoLayer(nn.Module):
             for pos, mod in enumerate(mods):
                 mod.set_unit_slot(k, [g[pos] for g in groups])
 
+    def init_weights(self) -> None:
+        """Run every unit's own initialisation.
+
+        MMEngine's ``BaseModule.init_weights`` only descends into children
+        that have an ``init_weights`` method; without this one the units'
+        own ``init_cfg`` (e.g. the zero-initialised last norm of a residual
+        block, ``zero_init_residual``) would silently never run. As in the
+        plain backbone, the parent's ``init_cfg`` is applied first and the
+        units' after it.
+        """
+        for unit in self.units:
+            if hasattr(unit, 'init_weights') and not getattr(
+                    unit, 'is_init', False):
+                unit.init_weights()
+
     def _combine(self, x: torch.Tensor, weights: Optional[torch.Tensor],
                  active, *args, **kwargs) -> torch.Tensor:
         if weights is None:
