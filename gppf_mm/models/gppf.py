@@ -2,8 +2,8 @@
 """The GPPF multi-task model: one shared backbone, one upstream algorithm
 (MMDet detector, MMSeg segmentor, MMPretrain classifier ...) per task."""
 import copy
-from contextlib import nullcontext
-from typing import Dict, List, Optional, Union
+from contextlib import contextmanager, nullcontext
+from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -68,6 +68,11 @@ class GPPF(BaseModel):
         cross_task_bn (bool): convert the backbone's BatchNorm layers to
             :class:`CrossTaskBatchNorm2d`, whose statistics are computed over
             every rank's batch whatever task the rank runs.
+        task_stats (bool): with ``cross_task_bn``, keep running statistics
+            per task in every cross-task norm (what the ranks running the
+            task were normalised with) and evaluate each task with its own;
+            ``False`` keeps the paper's statistics shared by all tasks.
+            Defaults to True.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -75,6 +80,7 @@ class GPPF(BaseModel):
                  backbone: dict,
                  tasks: Dict[str, dict],
                  cross_task_bn: bool = False,
+                 task_stats: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not tasks:
@@ -86,6 +92,10 @@ class GPPF(BaseModel):
         if cross_task_bn:
             from gppf_mm.models.layers import convert_cross_task_bn
             self.backbone = convert_cross_task_bn(self.backbone)
+        # plain attribute: the norms are registered in the backbone
+        object.__setattr__(self, '_task_norms', [])
+        if task_stats:
+            self._enable_task_stats(list(tasks))
 
         self.algorithms = nn.ModuleDict()
         self.loss_weights: Dict[str, float] = {}
@@ -127,9 +137,39 @@ class GPPF(BaseModel):
                            f'{self.tasks}')
         return self.algorithms[task]
 
-    def _task_context(self, task: str):
+    def _enable_task_stats(self, tasks: List[str]) -> None:
+        from gppf_mm.models.layers import CrossTaskBatchNorm2d
+        norms = [
+            m for m in self.backbone.modules()
+            if isinstance(m, CrossTaskBatchNorm2d)
+        ]
+        for m in norms:
+            m.set_tasks(tasks)
+        object.__setattr__(self, '_task_norms', norms)
+
+    def set_task_stats(self, enabled: bool) -> None:
+        """Evaluate with per-task statistics (``True``, where a task has
+        them) or with the statistics shared by all tasks (``False``)."""
+        for m in self._task_norms:
+            m.use_task_stats = bool(enabled)
+
+    @contextmanager
+    def _norms_task(self, task: str) -> Iterator[None]:
+        previous = [m.active_task for m in self._task_norms]
+        for m in self._task_norms:
+            m.set_active_task(task)
+        try:
+            yield
+        finally:
+            for m, p in zip(self._task_norms, previous):
+                m.active_task = p
+
+    @contextmanager
+    def _task_context(self, task: str) -> Iterator[None]:
         use_task = getattr(self.backbone, 'use_task', None)
-        return use_task(task) if use_task is not None else nullcontext()
+        with (use_task(task) if use_task is not None else nullcontext()), \
+                self._norms_task(task):
+            yield
 
     # ----------------------------------------------------------- forward
     def forward(self,

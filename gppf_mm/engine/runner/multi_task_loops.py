@@ -21,6 +21,10 @@ from gppf_mm.registry import LOOPS
 
 from .simt_loop import check_task_dict
 
+# 'task': every task is evaluated with its own normalisation statistics
+# (where the model keeps them); 'shared': with those of all tasks together
+BN_STATS = ('task', 'shared')
+
 
 class _MultiTaskEvalLoop(BaseLoop):
     """Evaluate task after task (see the module docstring for names)."""
@@ -31,9 +35,14 @@ class _MultiTaskEvalLoop(BaseLoop):
                  dataloader: Dict[str, Union[DataLoader, dict]],
                  evaluator: Dict[str, Union[Evaluator, dict, list]],
                  fp16: bool = False,
-                 tasks: Optional[Union[str, Sequence[str]]] = None) -> None:
+                 tasks: Optional[Union[str, Sequence[str]]] = None,
+                 bn_stats: str = 'task') -> None:
         self._runner = runner
         loop_name = f'MultiTask{self.split.capitalize()}Loop'
+        if bn_stats not in BN_STATS:
+            raise ValueError(f'{loop_name}: bn_stats must be one of '
+                             f'{BN_STATS}, got {bn_stats!r}')
+        self.bn_stats = bn_stats
         check_task_dict(dataloader, loop_name, self.split)
         if not isinstance(evaluator, dict):
             raise ValueError(f'{loop_name} needs a dict of task name -> '
@@ -85,6 +94,10 @@ class _MultiTaskEvalLoop(BaseLoop):
         self.runner.call_hook(f'before_{stage}')
         self.runner.call_hook(f'before_{stage}_epoch')
         self.runner.model.eval()
+        model = self.runner.model
+        model = getattr(model, 'module', model)
+        if hasattr(model, 'set_task_stats'):
+            model.set_task_stats(self.bn_stats == 'task')
         metrics = {}
         for task in self.tasks:
             metrics.update(self.run_task(task))
@@ -141,6 +154,10 @@ class MultiTaskValLoop(_MultiTaskEvalLoop):
         fp16 (bool): autocast the forward. Defaults to False.
         tasks (str | list[str], optional): only these tasks. Defaults to
             every task of ``dataloader``.
+        bn_stats (str): ``'task'`` evaluates each task with its own
+            BatchNorm statistics where the model keeps them (GPPF with
+            ``task_stats=True``), ``'shared'`` with the statistics shared by
+            all tasks (the paper's). Defaults to ``'task'``.
     """
     split = 'val'
 

@@ -106,6 +106,13 @@ def load_lego_backbone(checkpoint: str,
             k[len(prefix):]: v
             for k, v in state.items() if k.startswith(prefix)
         }
+    if any(k.endswith('.task_running_mean') for k in state):
+        # trained with per-task statistics: keep them to extract from
+        from gppf_mm.models.layers import convert_cross_task_bn
+        backbone = convert_cross_task_bn(backbone)
+        for m in backbone.modules():
+            if hasattr(m, 'set_tasks'):
+                m.set_tasks(backbone.tasks)
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -181,7 +188,8 @@ def extract_path_checkpoint(backbone: nn.Module,
     kwargs = {}
     if hasattr(backbone, 'plain_backbone_cfg'):
         kwargs['target'] = target
-    plain = backbone.extract_path(path=path, **kwargs)
+    # the task's own normalisation statistics, where the backbone has them
+    plain = backbone.extract_path(task=task, path=path, **kwargs)
     rows = path_rows(backbone, path, task)
     meta = dict(
         task=task,

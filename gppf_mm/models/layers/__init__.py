@@ -1,4 +1,10 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from .cross_task_bn import CrossTaskBatchNorm2d, convert_cross_task_bn
+from .cross_task_bn import (
+    CrossTaskBatchNorm2d,
+    convert_cross_task_bn,
+    select_task_statistics,
+)
 
-__all__ = ['CrossTaskBatchNorm2d', 'convert_cross_task_bn']
+__all__ = [
+    'CrossTaskBatchNorm2d', 'convert_cross_task_bn', 'select_task_statistics'
+]

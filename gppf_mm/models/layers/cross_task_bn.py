@@ -52,22 +52,29 @@ class _CrossTaskBNFunction(torch.autograd.Function):
         xc = x if x.dtype == dtype else x.to(dtype)
         count = x.shape[0] * x.shape[2] * x.shape[3]
 
-        buf = torch.zeros((n_units, 2 * c + 1),
+        n_tasks = bn.num_tasks
+        buf = torch.zeros((n_units, 2 * c + 1 + n_tasks),
                           dtype=torch.float64,
                           device=x.device)
         buf[k, 0] = count
+        task = bn.active_task_index
+        if task is not None:
+            buf[k, 2 * c + 1 + task] = count
         if count > 0:
             var, mean = torch.var_mean(xc, dim=(0, 2, 3), correction=0)
             mean64, var64 = mean.double(), var.double()
             buf[k, 1:c + 1] = mean64 * count
-            buf[k, c + 1:] = (var64 + mean64 * mean64) * count
+            buf[k, c + 1:2 * c + 1] = (var64 + mean64 * mean64) * count
         dist.all_reduce(buf, group=group)
 
         counts = buf[:, 0]
         totals = counts.clamp(min=1)[:, None]
         means = buf[:, 1:c + 1] / totals
-        vars_ = (buf[:, c + 1:] / totals - means * means).clamp_(min=0)
+        vars_ = (buf[:, c + 1:2 * c + 1] / totals -
+                 means * means).clamp_(min=0)
         bn._update_running_stats(means, vars_, counts)
+        if n_tasks:
+            bn._update_task_stats(means, vars_, counts, buf[:, 2 * c + 1:])
 
         total = float(counts[k])
         mean = means[k].to(dtype)
@@ -191,6 +198,87 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         self.unit_index = 0
         # a plain attribute: the siblings are registered in their own units
         object.__setattr__(self, '_siblings', [self])
+        self.task_names: List[str] = []
+        self.active_task: Optional[str] = None
+        self.use_task_stats = True
+
+    # ----------------------------------------------------- task statistics
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def active_task_index(self) -> Optional[int]:
+        if self.active_task is None or not self.task_names:
+            return None
+        return self.task_names.index(self.active_task)
+
+    def set_tasks(self, tasks: Sequence[str]) -> None:
+        """Keep running statistics per task as well (buffers
+        ``task_running_mean`` / ``task_running_var`` of shape ``(T, C)``
+        and ``task_batches_tracked`` of shape ``(T, )``).
+
+        In training, the rank that runs task ``t`` (:attr:`active_task`)
+        marks its row of the all-reduced buffer, and every rank then updates
+        the statistics of task ``t`` with the cross-task statistics that the
+        ranks running ``t`` were normalised with in that call (an
+        exponential average like ``running_mean``). In eval mode a module
+        whose active task has statistics normalises with them; otherwise,
+        or with ``use_task_stats = False``, with the shared running
+        statistics (the paper's behaviour).
+        """
+        tasks = list(tasks)
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f'task names must be unique, got {tasks}')
+        self.task_names = tasks
+        if not self.track_running_stats:
+            return
+        ref = self.running_mean
+        self.register_buffer(
+            'task_running_mean',
+            ref.new_zeros((len(tasks), self.num_features)))
+        self.register_buffer(
+            'task_running_var', ref.new_ones((len(tasks), self.num_features)))
+        self.register_buffer(
+            'task_batches_tracked',
+            torch.zeros(len(tasks), dtype=torch.long, device=ref.device))
+
+    def set_active_task(self, task: Optional[str]) -> None:
+        if task is not None and self.task_names and \
+                task not in self.task_names:
+            raise KeyError(f'unknown task {task!r}; this norm keeps the '
+                           f'statistics of {self.task_names}')
+        self.active_task = task
+
+    def has_task_stats(self, task: Optional[str] = None) -> bool:
+        """Whether ``task`` (default: the active one) has statistics."""
+        task = self.active_task if task is None else task
+        if task is None or task not in self.task_names or \
+                not hasattr(self, 'task_batches_tracked'):
+            return False
+        return bool(self.task_batches_tracked[self.task_names.index(task)])
+
+    @torch.no_grad()
+    def _update_task_stats(self, means: torch.Tensor, vars_: torch.Tensor,
+                           counts: torch.Tensor,
+                           task_counts: torch.Tensor) -> None:
+        """Update task ``t`` of every sibling ``j`` that a rank running
+        ``t`` computed, with unit ``j``'s normalisation statistics."""
+        for j, sibling in enumerate(self._siblings):
+            n = float(counts[j])
+            if n == 0 or not hasattr(sibling, 'task_batches_tracked'):
+                continue
+            unbiased = (vars_[j] * (n / max(n - 1.0, 1.0)))
+            for t in torch.nonzero(task_counts[j] > 0).flatten().tolist():
+                sibling.task_batches_tracked[t] += 1
+                if sibling.momentum is None:
+                    factor = 1.0 / float(sibling.task_batches_tracked[t])
+                else:
+                    factor = sibling.momentum
+                rm = sibling.task_running_mean[t]
+                rv = sibling.task_running_var[t]
+                rm.mul_(1 - factor).add_(means[j].to(rm), alpha=factor)
+                rv.mul_(1 - factor).add_(unbiased.to(rv), alpha=factor)
 
     @property
     def num_units(self) -> int:
@@ -260,9 +348,34 @@ class CrossTaskBatchNorm2d(_BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
-        if not self.training or _world_size(self.process_group) == 1:
+        if not self.training:
+            if self.use_task_stats and self.has_task_stats():
+                t = self.active_task_index
+                return F.batch_norm(x, self.task_running_mean[t],
+                                    self.task_running_var[t], self.weight,
+                                    self.bias, False, 0.0, self.eps)
             return super().forward(x)
+        if _world_size(self.process_group) == 1:
+            out = super().forward(x)
+            if self.num_tasks and self.active_task is not None:
+                self._track_local_task_stats(x)
+            return out
         return _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
+
+    @torch.no_grad()
+    def _track_local_task_stats(self, x: torch.Tensor) -> None:
+        """One process: the active task's statistics are this batch's."""
+        if x.numel() == 0:
+            return
+        var, mean = torch.var_mean(
+            x.to(_compute_dtype(x.dtype)), dim=(0, 2, 3), correction=0)
+        counts = x.new_zeros(self.num_units, dtype=torch.float64)
+        counts[self.unit_index] = x.shape[0] * x.shape[2] * x.shape[3]
+        task_counts = counts.new_zeros((self.num_units, self.num_tasks))
+        task_counts[self.unit_index, self.active_task_index] = 1
+        means = mean.double().expand(self.num_units, -1)
+        vars_ = var.double().expand(self.num_units, -1)
+        self._update_task_stats(means, vars_, counts, task_counts)
 
 
 MODELS.register_module('CrossTaskBN', module=CrossTaskBatchNorm2d)
@@ -347,3 +460,36 @@ def convert_cross_task_bn(module: nn.Module,
         if isinstance(m, LegoLayer):
             m.bind_unit_slots()
     return module
+
+
+TASK_STAT_KEYS = ('task_running_mean', 'task_running_var',
+                  'task_batches_tracked')
+
+
+def select_task_statistics(module: nn.Module, state_dict: dict,
+                           task: Optional[str] = None) -> dict:
+    """A state dict of ``module`` whose norms carry ``task``'s statistics.
+
+    For every :class:`CrossTaskBatchNorm2d` with per-task statistics,
+    ``running_mean`` / ``running_var`` become ``task``'s (when it has any)
+    and the per-task buffers are left out, so the result has the keys of a
+    plain BatchNorm backbone (what path extraction writes).
+
+    Args:
+        module (nn.Module): the module ``state_dict`` was taken from.
+        state_dict (dict): its state dict (keys relative to ``module``).
+        task (str, optional): the task whose statistics to keep; ``None``
+            keeps the shared ones.
+    """
+    out = dict(state_dict)
+    for name, m in module.named_modules():
+        if not isinstance(m, CrossTaskBatchNorm2d) or not m.task_names:
+            continue
+        prefix = f'{name}.' if name else ''
+        if task is not None and m.has_task_stats(task):
+            t = m.task_names.index(task)
+            out[prefix + 'running_mean'] = m.task_running_mean[t].clone()
+            out[prefix + 'running_var'] = m.task_running_var[t].clone()
+        for key in TASK_STAT_KEYS:
+            out.pop(prefix + key, None)
+    return out

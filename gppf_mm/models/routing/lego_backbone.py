@@ -262,7 +262,9 @@ class LegoBackboneMixin:
                      path: Optional[Sequence[int]] = None
                      ) -> 'OrderedDict[str, torch.Tensor]':
         """A plain backbone state dict of one path (see subclasses for the
-        upstream layouts it loads into)."""
+        upstream layouts it loads into); its norms carry ``task``'s own
+        statistics where the backbone keeps per-task statistics."""
+        from gppf_mm.models.layers import select_task_statistics
         return collapse_lego_state_dict(
-            self.state_dict(), self.plain_layer_prefixes(),
-            self.resolve_path(task, path))
+            select_task_statistics(self, self.state_dict(), task),
+            self.plain_layer_prefixes(), self.resolve_path(task, path))
