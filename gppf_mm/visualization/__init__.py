@@ -1,4 +1,8 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from .selection import plot_selection
+from .cka import cka_report, model_cka, plot_cka_heatmap
+from .selection import plot_selection, plot_selection_history
 
-__all__ = ['plot_selection']
+__all__ = [
+    'plot_selection', 'plot_selection_history', 'plot_cka_heatmap',
+    'model_cka', 'cka_report'
+]

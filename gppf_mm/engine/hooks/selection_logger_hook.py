@@ -11,6 +11,8 @@ from gppf_mm.registry import HOOKS
 
 from .temperature_hook import controllers
 
+HISTORY_KEY = 'selection_history'
+
 
 def _backbone(runner):
     model = runner.model.module if is_model_wrapper(
@@ -43,6 +45,13 @@ class SelectionLoggerHook(Hook):
 
     It holds tensors, strings and ints only (``weights_only`` loadable).
     Models without a controller are skipped.
+
+    The history survives a resume: every checkpoint stores it under
+    ``checkpoint['meta']['selection_history']`` (``dict(iters=[...],
+    probs=Tensor(K, T, L, N))``) and loading a checkpoint of iteration
+    ``k`` restores the entries of iterations ``<= k``. A run that only
+    loads weights (``load_from``) starts at iteration 0 and drops them
+    in ``before_train``.
 
     Args:
         interval (int): iterations between two tables. Defaults to 1000.
@@ -79,6 +88,41 @@ class SelectionLoggerHook(Hook):
                            ctrl.probability_table(names))
         self.history_iters.append(runner.iter + 1)
         self.history.append(ctrl.probabilities().cpu())
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        meta[HISTORY_KEY] = dict(
+            iters=[int(i) for i in self.history_iters],
+            probs=torch.stack(self.history) if self.history else
+            torch.zeros(0))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta') or {}
+        saved = meta.get(HISTORY_KEY)
+        if not isinstance(saved, dict):
+            return
+        iters = [int(i) for i in saved.get('iters', [])]
+        probs = saved.get('probs')
+        if len(iters) == 0 or probs is None or len(probs) != len(iters):
+            self.history_iters, self.history = [], []
+            return
+        last = meta.get('iter')
+        keep = [
+            k for k, it in enumerate(iters) if last is None or it <= last
+        ]
+        self.history_iters = [iters[k] for k in keep]
+        self.history = [probs[k].detach().cpu().clone() for k in keep]
+
+    def before_train(self, runner) -> None:
+        self._drop_after(runner.iter)
+
+    def _drop_after(self, iteration: int) -> None:
+        """Forget the entries of iterations after ``iteration``."""
+        keep = [
+            k for k, it in enumerate(self.history_iters) if it <= iteration
+        ]
+        self.history_iters = [self.history_iters[k] for k in keep]
+        self.history = [self.history[k] for k in keep]
 
     @master_only
     def after_train(self, runner):
