@@ -26,7 +26,7 @@ if REPO not in sys.path:
 
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
-    'gppf_lego-r50-slim-n2_2xb-simt-400it_gppf-bench.py')
+    'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
 
 
 def parse_args(argv=None):
@@ -106,12 +106,21 @@ def main(argv=None):
     if osp.isfile(probs_file):
         import torch
 
-        from gppf_mm.visualization import plot_selection
+        from gppf_mm.visualization import (
+            plot_selection,
+            plot_selection_history,
+        )
         sel = torch.load(probs_file, weights_only=True)
         picture = plot_selection(
             sel['probs'], sel['tasks'], sel['layers'],
             osp.join(work_dir, 'selection.png'),
             title=f'Unit selection after {iters} SIMT iterations')
+        if len(sel['history_iters']):
+            plot_selection_history(
+                sel['history_iters'], sel['history'], sel['tasks'],
+                sel['layers'], osp.join(work_dir, 'selection_history.png'))
+        top = float(sel['probs'].max(dim=-1).values.mean())
+        print(f'[demo] mean top-unit selection probability: {top:.3f}')
 
     print('\n' + table)
     print(f'\n[demo] checkpoint: {ckpt}')

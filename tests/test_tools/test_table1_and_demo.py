@@ -19,7 +19,7 @@ from gppf_mm.datasets.generation import generate_benchmark
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'gppf',
-                  'gppf_lego-r50-slim-n2_2xb-simt-400it_gppf-bench.py')
+                  'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
 
 
 @pytest.fixture(scope='module')
@@ -45,28 +45,31 @@ def test_rows_of_the_plan(load_tool, cfg):
     names = [r[1] for r in runs]
     assert names == [
         'single_street_det', 'single_aerial_det', 'single_indoor_seg',
-        'single_nature_seg', 'single_shapes_cls', 'static', 'dynamic_n2',
-        'dynamic_n3', 'per_batch'
+        'single_nature_seg', 'single_shapes_cls', 'static', 'static_no_ctbn',
+        'dynamic_n2', 'dynamic_n3', 'per_batch'
     ]
     single = {r[1]: r[3] for r in runs if r[0] == 'single-task'}
-    assert single == dict(single_street_det=25, single_aerial_det=25,
+    # weights 3 / 3 / 1 / 1 / 3 of 11
+    assert single == dict(single_street_det=30, single_aerial_det=30,
                           single_indoor_seg=10, single_nature_seg=10,
-                          single_shapes_cls=40)
+                          single_shapes_cls=30)
     by_name = {r[1]: r for r in runs}
     assert 'model.backbone.num_units=3' in by_name['dynamic_n3'][4]
     assert 'train_cfg.sampling=per_batch' in by_name['per_batch'][4]
+    assert 'model.cross_task_bn=False' in by_name['static_no_ctbn'][4]
+    assert 'model.cross_task_bn=False' not in by_name['static'][4]
     assert by_name['static'][2] is None  # every task
     assert by_name['single_nature_seg'][2] == ['nature_seg']
 
 
 def test_iteration_overrides_scale_the_schedule(cfg):
     opts = iteration_overrides(cfg, 100, validate=False)
-    # warm-up 50 of 400 -> 12 (rounded 12.5), cosine 50..400 -> 12..100
+    # warm-up 50 of 300 -> 17 (rounded 16.7), cosine 50..300 -> 17..100
     assert 'train_cfg.max_iters=100' in opts
     assert 'train_cfg.val_begin=101' in opts
     assert 'default_hooks.checkpoint.interval=100' in opts
-    assert 'param_scheduler.0.end=12' in opts
-    assert 'param_scheduler.1.begin=12' in opts
+    assert 'param_scheduler.0.end=17' in opts
+    assert 'param_scheduler.1.begin=17' in opts
     assert 'param_scheduler.1.end=100' in opts
     # a warm-up that would round to nothing keeps one iteration
     opts = iteration_overrides(cfg, 3)

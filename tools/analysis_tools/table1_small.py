@@ -7,13 +7,18 @@ Rows, all trained on the embedded benchmark with the same 2 ranks:
   ``T * w_t / sum(w)`` iterations, so that the single-task runs together
   cost one multi-task run (the paper's Section 4.1 budget split);
 - ``static``: GPPF static (N = 1), SIMT + cross-task BN, ``T`` iterations;
+- ``static, no cross-task BN``: the same with every rank's BatchNorm
+  statistics its own task's (the paper's "SIMT without SyncBN");
 - ``dynamic N=2`` and ``dynamic N=3``: soft lego routing;
 - ``per-batch``: static, but one task for all ranks per iteration (the
   paper's unstable sampling baseline).
 
 Every run is evaluated with ``tools/test.py``; one table of per-task
 metrics (COCO box / mask AP in percent, mIoU, top-1) is printed and
-written as ``table1.md`` and ``table1.csv`` in the work directory.
+written as ``table1.md`` and ``table1.csv`` in the work directory. With the
+single-task and a GPPF row in the table, the CKA pictures of the paper's
+Appendix A (single-task model, GPPF model, cross-model) are drawn for one
+segmentation task (``--cka-task``) into ``cka/``.
 
 Example::
 
@@ -33,8 +38,9 @@ if REPO not in sys.path:
 
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
-    'gppf_lego-r50-slim-n2_2xb-simt-400it_gppf-bench.py')
-ROWS = ('single-task', 'static', 'dynamic N=2', 'dynamic N=3', 'per-batch')
+    'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+ROWS = ('single-task', 'static', 'static, no cross-task BN', 'dynamic N=2',
+        'dynamic N=3', 'per-batch')
 
 
 def parse_args(argv=None):
@@ -49,6 +55,12 @@ def parse_args(argv=None):
                         default=osp.join(REPO, 'work_dirs', 'table1_small'))
     parser.add_argument('--data-root', help='benchmark folder (default: '
                         '$GPPF_DATA_ROOT or data/gppf_bench)')
+    parser.add_argument('--cka-task', default='indoor_seg',
+                        help='the task of the single-task vs GPPF CKA '
+                        'pictures ("none" for no pictures)')
+    parser.add_argument('--cka-row', default='dynamic N=2', choices=ROWS,
+                        help='the GPPF row the single-task model is compared '
+                        'with')
     return parser.parse_args(argv)
 
 
@@ -77,6 +89,10 @@ def plan_runs(cfg, rows, iters):
         elif row == 'static':
             runs.append((row, 'static', None, iters,
                          ['model.backbone.num_units=1']))
+        elif row == 'static, no cross-task BN':
+            runs.append((row, 'static_no_ctbn', None, iters, [
+                'model.backbone.num_units=1', 'model.cross_task_bn=False'
+            ]))
         elif row.startswith('dynamic'):
             n = int(row.split('=')[1])
             runs.append((row, f'dynamic_n{n}', None, iters, [
@@ -99,6 +115,22 @@ def write_run_config(cfg, tasks, path):
     os.makedirs(osp.dirname(path), exist_ok=True)
     run_cfg.dump(path)
     return path
+
+
+def draw_cka(args, cfg, runs, checkpoints, work_dir):
+    """Single-task vs GPPF CKA heatmaps for ``args.cka_task``."""
+    task = args.cka_task
+    single = f'single_{task}'
+    gppf = [name for row, name, *_ in runs if row == args.cka_row]
+    if task == 'none' or task not in cfg.tasks or single not in checkpoints \
+            or not gppf or gppf[0] not in checkpoints:
+        return {}
+    from gppf_mm.apis import last_checkpoint
+    from gppf_mm.visualization.cka import cka_report
+    (cfg1, dir1), (cfg2, dir2) = checkpoints[single], checkpoints[gppf[0]]
+    return cka_report(cfg1, last_checkpoint(dir1), task, cfg2,
+                      last_checkpoint(dir2), task,
+                      out_dir=osp.join(work_dir, 'cka'), device='cpu')
 
 
 def main(argv=None):
@@ -129,16 +161,16 @@ def main(argv=None):
     print(f'[table1] {len(runs)} runs, T = {args.iters} iterations on '
           f'{args.nproc} ranks; work dir {work_dir}', flush=True)
 
-    results = {}
+    results, checkpoints = {}, {}
     for i, (row, name, tasks, n, opts) in enumerate(runs):
         run_dir = osp.join(work_dir, name)
         done = osp.join(run_dir, 'metrics.json')
+        config = osp.join(run_dir, 'config.py')
         if osp.isfile(done):  # finished by an earlier call: reuse
             with open(done) as f:
                 metrics = json.load(f)
         else:
-            config = write_run_config(cfg, tasks,
-                                      osp.join(run_dir, 'config.py'))
+            write_run_config(cfg, tasks, config)
             opts = opts + iteration_overrides(cfg, n, validate=False)
             label = f'{i + 1}/{len(runs)} {name}'
             ckpt = train(config, osp.join(run_dir, 'train'), args.nproc,
@@ -147,6 +179,7 @@ def main(argv=None):
                                env=env, label=label + ' eval')
             with open(done, 'w') as f:
                 json.dump(metrics, f, indent=2)
+        checkpoints[name] = (config, osp.join(run_dir, 'train'))
         for task in tasks or cfg.tasks:
             results.setdefault(row, {}).update({
                 (task, col): v
@@ -163,6 +196,9 @@ def main(argv=None):
                 + table + '\n')
     write_csv(osp.join(work_dir, 'table1.csv'), header, rows)
     print('\n' + table)
+    cka = draw_cka(args, cfg, runs, checkpoints, work_dir)
+    if cka:
+        print('[table1] CKA pictures: ' + ', '.join(sorted(cka.values())))
     took = time.time() - start
     print(f'\n[table1] written to {osp.join(work_dir, "table1.md")} '
           f'(and .csv) in {int(took // 60)} min {int(took % 60)} s')

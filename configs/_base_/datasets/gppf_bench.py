@@ -160,3 +160,12 @@ nature_seg_task = _seg_task('nature_seg',
 shapes_cls_task = _cls_task(
     'shapes_cls', ('ellipse', 'box', 'triangle', 'star', 'hexagon', 'cross',
                    'ring', 'diamond', 'car', 'person'), 4.0, 64)
+# every pre-training task of the benchmark; a leaf config overrides fields
+# by merging (tasks = dict(street_det=dict(sample_weight=...))) or lists its
+# own with tasks = dict(_delete_=True, ...)
+tasks = dict(
+    street_det=street_det_task,
+    aerial_det=aerial_det_task,
+    indoor_seg=indoor_seg_task,
+    nature_seg=nature_seg_task,
+    shapes_cls=shapes_cls_task)

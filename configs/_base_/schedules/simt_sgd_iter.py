@@ -4,10 +4,19 @@
 max_iters = 500000
 warmup_iters = 50000
 
+# The Gumbel controller's selection logits get their own settings
+# (docs/controller.md): a larger learning rate, since their gradient is
+# scaled by 1 / tau and by the small differences between units, and no
+# weight decay, which would pull every task back to uniform selection.
+controller_lr_mult = 10.0
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.16, momentum=0.9, weight_decay=5e-4),
-    clip_grad=dict(max_norm=35, norm_type=2))
+    clip_grad=dict(max_norm=35, norm_type=2),
+    paramwise_cfg=dict(custom_keys={
+        'controller.logits': dict(lr_mult=controller_lr_mult,
+                                  decay_mult=0.0)
+    }))
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,

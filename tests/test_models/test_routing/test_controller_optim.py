@@ -1,0 +1,71 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""The controller's selection logits get their own optimisation settings
+from the config (``paramwise_cfg.custom_keys``): a larger lr, no weight
+decay."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from gppf_mm.models.backbones import LegoResNet
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
+CONFIGS = [
+    'configs/_base_/schedules/simt_sgd_iter.py',
+    'configs/gppf/gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py',
+]
+
+
+class Tiny(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = LegoResNet(
+            depth=18, base_channels=8, num_units=2, tasks=['a', 'b'])
+        self.head = nn.Linear(64, 3)
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_controller_param_groups(config):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    model = Tiny()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    base_wd = cfg.optim_wrapper.optimizer.weight_decay
+    mult = cfg.optim_wrapper.paramwise_cfg.custom_keys[
+        'controller.logits'].lr_mult
+    assert mult > 1
+    logits = {id(p) for p in model.backbone.controller.parameters()}
+    seen = 0
+    for group in optim.optimizer.param_groups:
+        (param, ) = group['params']
+        if id(param) in logits:
+            seen += 1
+            assert group['lr'] == pytest.approx(base_lr * mult)
+            assert group['weight_decay'] == 0
+        else:
+            assert group['lr'] == pytest.approx(base_lr)
+            assert group['weight_decay'] == pytest.approx(base_wd)
+    assert seen == 2  # one logits tensor per task
+
+
+def test_one_step_moves_only_by_the_configured_lr():
+    """A hand-computed SGD step of the logits: lr * mult * grad, without the
+    weight decay that would pull them back to uniform."""
+    cfg = Config.fromfile(osp.join(REPO, CONFIGS[0]))
+    cfg.optim_wrapper.pop('clip_grad')
+    model = Tiny()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    logits = model.backbone.controller.logits['a']
+    with torch.no_grad():
+        logits.fill_(0.5)
+    grad = torch.randn_like(logits)
+    logits.grad = grad.clone()
+    optim.step()
+    mult = cfg.optim_wrapper.paramwise_cfg.custom_keys[
+        'controller.logits'].lr_mult
+    expected = 0.5 - cfg.optim_wrapper.optimizer.lr * mult * grad
+    torch.testing.assert_close(logits.detach(), expected)
