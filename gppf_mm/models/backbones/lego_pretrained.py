@@ -16,7 +16,7 @@ import torch.nn as nn
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from gppf_mm.models.routing.lego_backbone import _preview
+from gppf_mm.models.routing.lego_backbone import check_state_match
 from gppf_mm.registry import WEIGHT_INITIALIZERS
 
 LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
@@ -141,19 +141,9 @@ def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
         repr(k) for k in state
         if k not in own and not k.startswith('controller.')
     ]
-    problems = []
-    if mismatched:
-        problems.append(f'{len(mismatched)} shape mismatch(es): '
-                        f'{_preview(mismatched)}')
-    if missing:
-        problems.append(f'{len(missing)} missing key(s): {_preview(missing)}')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected key(s): '
-                        f'{_preview(unexpected)}')
-    if problems:
-        raise (ValueError if mismatched else KeyError)(
-            f'{checkpoint}: the lego checkpoint does not match this '
-            f'{type(backbone).__name__}: ' + '; '.join(problems))
+    check_state_match(
+        f'{checkpoint}: the lego checkpoint does not match this '
+        f'{type(backbone).__name__}', mismatched, missing, unexpected)
     backbone.load_state_dict(out, strict=False)
 
 

@@ -122,6 +122,16 @@ def expand_lego_state_dict(
             continue
         out[key] = plain[plain_key]
     unexpected = [repr(k) for k in plain if k not in used]
+    check_state_match(f'the checkpoint does not match {owner}', mismatched,
+                      missing, unexpected)
+    return out
+
+
+def check_state_match(what: str, mismatched: Sequence[str],
+                      missing: Sequence[str],
+                      unexpected: Sequence[str]) -> None:
+    """Raise one error naming every problem of a state dict comparison:
+    ``ValueError`` for shape mismatches, else ``KeyError``."""
     problems = []
     if mismatched:
         problems.append(f'{len(mismatched)} shape mismatch(es): '
@@ -133,8 +143,7 @@ def expand_lego_state_dict(
                         f'{_preview(unexpected)}')
     if problems:
         raise (ValueError if mismatched else KeyError)(
-            f'the checkpoint does not match {owner}: ' + '; '.join(problems))
-    return out
+            f'{what}: ' + '; '.join(problems))
 
 class LegoBackboneMixin:
     """Mixed into a backbone (an ``nn.Module``) whose layers are
