@@ -6,6 +6,7 @@ A lego backbone that supports it defines
 dict copied into every unit of every lego layer, checked against the
 backbone (keys and shapes) before anything is loaded.
 """
+import logging
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -13,10 +14,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from gppf_mm.models.routing.lego_backbone import check_state_match
+from gppf_mm.models.routing.lego_backbone import _preview, check_state_match
 from gppf_mm.registry import WEIGHT_INITIALIZERS
 
 LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
@@ -141,9 +143,16 @@ def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
         repr(k) for k in state
         if k not in own and not k.startswith('controller.')
     ]
-    check_state_match(
-        f'{checkpoint}: the lego checkpoint does not match this '
-        f'{type(backbone).__name__}', mismatched, missing, unexpected)
+    what = (f'{checkpoint}: the lego checkpoint does not match this '
+            f'{type(backbone).__name__}')
+    # as MMEngine's Pretrained: keys the file lacks keep their values
+    # (e.g. the norms of outputs a converted file was not made for), but
+    # only when the rest fits and something loads
+    check_state_match(what, mismatched, [] if out else missing, unexpected)
+    if missing:
+        print_log(f'{what}: {len(missing)} key(s) keep their initial '
+                  f'values: {_preview(missing)}', logger='current',
+                  level=logging.WARNING)
     backbone.load_state_dict(out, strict=False)
 
 

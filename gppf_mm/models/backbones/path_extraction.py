@@ -106,7 +106,7 @@ def load_lego_backbone(checkpoint: str,
             k[len(prefix):]: v
             for k, v in state.items() if k.startswith(prefix)
         }
-    if any(k.endswith('.task_running_mean') for k in state):
+    if any('.task_mean__' in k for k in state):
         # trained with per-task statistics: keep them to extract from
         from gppf_mm.models.layers import convert_cross_task_bn
         backbone = convert_cross_task_bn(backbone)

@@ -214,9 +214,11 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         return self.task_names.index(self.active_task)
 
     def set_tasks(self, tasks: Sequence[str]) -> None:
-        """Keep running statistics per task as well (buffers
-        ``task_running_mean`` / ``task_running_var`` of shape ``(T, C)``
-        and ``task_batches_tracked`` of shape ``(T, )``).
+        """Keep running statistics per task as well: buffers
+        ``task_mean__{t}`` / ``task_var__{t}`` of shape ``(C, )`` and
+        ``task_count__{t}`` (batches tracked) for every task ``t``, one set
+        per task so that a model built with some of the tasks loads them
+        from a checkpoint of all.
 
         In training, the rank that runs task ``t`` (:attr:`active_task`)
         marks its row of the all-reduced buffer, and every rank then updates
@@ -230,18 +232,26 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         tasks = list(tasks)
         if len(set(tasks)) != len(tasks):
             raise ValueError(f'task names must be unique, got {tasks}')
+        bad = [t for t in tasks if not t or '.' in t]
+        if bad:
+            raise ValueError(f'task names must be non-empty and without '
+                             f"'.', got {bad}")
         self.task_names = tasks
         if not self.track_running_stats:
             return
         ref = self.running_mean
-        self.register_buffer(
-            'task_running_mean',
-            ref.new_zeros((len(tasks), self.num_features)))
-        self.register_buffer(
-            'task_running_var', ref.new_ones((len(tasks), self.num_features)))
-        self.register_buffer(
-            'task_batches_tracked',
-            torch.zeros(len(tasks), dtype=torch.long, device=ref.device))
+        for t in tasks:
+            self.register_buffer(f'task_mean__{t}', torch.zeros_like(ref))
+            self.register_buffer(f'task_var__{t}', torch.ones_like(ref))
+            self.register_buffer(
+                f'task_count__{t}',
+                torch.zeros((), dtype=torch.long, device=ref.device))
+
+    def task_statistics(self, task: str):
+        """``(mean, var, batches tracked)`` buffers of ``task``."""
+        return (getattr(self, f'task_mean__{task}'),
+                getattr(self, f'task_var__{task}'),
+                getattr(self, f'task_count__{task}'))
 
     def set_active_task(self, task: Optional[str]) -> None:
         if task is not None and self.task_names and \
@@ -254,9 +264,9 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         """Whether ``task`` (default: the active one) has statistics."""
         task = self.active_task if task is None else task
         if task is None or task not in self.task_names or \
-                not hasattr(self, 'task_batches_tracked'):
+                not self.track_running_stats:
             return False
-        return bool(self.task_batches_tracked[self.task_names.index(task)])
+        return bool(self.task_statistics(task)[2])
 
     @torch.no_grad()
     def _update_task_stats(self, means: torch.Tensor, vars_: torch.Tensor,
@@ -266,17 +276,18 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         ``t`` computed, with unit ``j``'s normalisation statistics."""
         for j, sibling in enumerate(self._siblings):
             n = float(counts[j])
-            if n == 0 or not hasattr(sibling, 'task_batches_tracked'):
+            if n == 0 or not (sibling.task_names
+                              and sibling.track_running_stats):
                 continue
             unbiased = (vars_[j] * (n / max(n - 1.0, 1.0)))
             for t in torch.nonzero(task_counts[j] > 0).flatten().tolist():
-                sibling.task_batches_tracked[t] += 1
+                rm, rv, tracked = sibling.task_statistics(
+                    sibling.task_names[t])
+                tracked.add_(1)
                 if sibling.momentum is None:
-                    factor = 1.0 / float(sibling.task_batches_tracked[t])
+                    factor = 1.0 / float(tracked)
                 else:
                     factor = sibling.momentum
-                rm = sibling.task_running_mean[t]
-                rv = sibling.task_running_var[t]
                 rm.mul_(1 - factor).add_(means[j].to(rm), alpha=factor)
                 rv.mul_(1 - factor).add_(unbiased.to(rv), alpha=factor)
 
@@ -350,10 +361,9 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         self._check_input_dim(x)
         if not self.training:
             if self.use_task_stats and self.has_task_stats():
-                t = self.active_task_index
-                return F.batch_norm(x, self.task_running_mean[t],
-                                    self.task_running_var[t], self.weight,
-                                    self.bias, False, 0.0, self.eps)
+                mean, var, _ = self.task_statistics(self.active_task)
+                return F.batch_norm(x, mean, var, self.weight, self.bias,
+                                    False, 0.0, self.eps)
             return super().forward(x)
         if _world_size(self.process_group) == 1:
             out = super().forward(x)
@@ -462,8 +472,7 @@ def convert_cross_task_bn(module: nn.Module,
     return module
 
 
-TASK_STAT_KEYS = ('task_running_mean', 'task_running_var',
-                  'task_batches_tracked')
+TASK_STAT_PREFIXES = ('task_mean__', 'task_var__', 'task_count__')
 
 
 def select_task_statistics(module: nn.Module, state_dict: dict,
@@ -487,9 +496,10 @@ def select_task_statistics(module: nn.Module, state_dict: dict,
             continue
         prefix = f'{name}.' if name else ''
         if task is not None and m.has_task_stats(task):
-            t = m.task_names.index(task)
-            out[prefix + 'running_mean'] = m.task_running_mean[t].clone()
-            out[prefix + 'running_var'] = m.task_running_var[t].clone()
-        for key in TASK_STAT_KEYS:
-            out.pop(prefix + key, None)
+            mean, var, _ = m.task_statistics(task)
+            out[prefix + 'running_mean'] = mean.clone()
+            out[prefix + 'running_var'] = var.clone()
+        for t in m.task_names:
+            for key in TASK_STAT_PREFIXES:
+                out.pop(f'{prefix}{key}{t}', None)
     return out

@@ -101,13 +101,14 @@ def test_task_rows_equal_hand_computation(two_ranks):
                                    rtol=0)
         for t, task in enumerate(TASKS):
             tm, tv, n = rows[task]
-            assert int(state['task_batches_tracked'][t]) == n
-            torch.testing.assert_close(state['task_running_mean'][t], tm,
+            assert int(state[f'task_count__{task}']) == n
+            torch.testing.assert_close(state[f'task_mean__{task}'], tm,
                                        atol=1e-5, rtol=0)
-            torch.testing.assert_close(state['task_running_var'][t], tv,
+            torch.testing.assert_close(state[f'task_var__{task}'], tv,
                                        atol=1e-5, rtol=0)
     # 'c' never ran: untouched; 'b' ran once, 'a' twice
-    assert two_ranks[0]['state']['task_batches_tracked'].tolist() == [2, 1, 0]
+    assert [int(two_ranks[0]['state'][f'task_count__{t}'])
+            for t in TASKS] == [2, 1, 0]
     for key, value in two_ranks[0]['state'].items():
         assert torch.equal(value, two_ranks[1]['state'][key]), key
 
@@ -117,13 +118,14 @@ def test_hard_routing_updates_only_the_task_that_ran_the_unit(two_ranks):
     for res in two_ranks:
         for unit, state in enumerate(res['hard']):
             # unit r ran task TASKS[r] on rank r only
-            assert state['task_batches_tracked'].tolist() == [
+            assert [int(state[f'task_count__{t}']) for t in TASKS] == [
                 int(unit == t) for t in range(3)
             ]
             mean, var = expected[unit]
-            torch.testing.assert_close(state['task_running_mean'][unit],
-                                       mean, atol=1e-5, rtol=0)
-            torch.testing.assert_close(state['task_running_var'][unit], var,
+            task = TASKS[unit]
+            torch.testing.assert_close(state[f'task_mean__{task}'], mean,
+                                       atol=1e-5, rtol=0)
+            torch.testing.assert_close(state[f'task_var__{task}'], var,
                                        atol=1e-5, rtol=0)
 
 
@@ -133,15 +135,15 @@ def test_eval_uses_the_active_tasks_statistics():
     x = torch.randn(4, C, 5, 5) * 3 + 1
     bn.set_active_task('b')
     bn.train()(x)  # one process: the batch's statistics
-    assert bn.task_batches_tracked.tolist() == [0, 1, 0]
-    torch.testing.assert_close(bn.task_running_mean[1], bn.running_mean)
-    torch.testing.assert_close(bn.task_running_var[1], bn.running_var)
+    assert [int(bn.task_statistics(t)[2]) for t in TASKS] == [0, 1, 0]
+    mean_b, var_b, _ = bn.task_statistics('b')
+    torch.testing.assert_close(mean_b, bn.running_mean)
+    torch.testing.assert_close(var_b, bn.running_var)
     with torch.no_grad():
         bn.running_mean.fill_(5.0)  # shared statistics now differ
     bn.eval()
     y = torch.randn(2, C, 3, 3)
-    expect_b = nn.functional.batch_norm(y, bn.task_running_mean[1],
-                                        bn.task_running_var[1], bn.weight,
+    expect_b = nn.functional.batch_norm(y, mean_b, var_b, bn.weight,
                                         bn.bias, False, 0., bn.eps)
     torch.testing.assert_close(bn(y), expect_b)
     bn.set_active_task('c')  # no statistics of its own: the shared ones
@@ -170,20 +172,39 @@ def test_extracted_path_carries_the_tasks_statistics():
             m.set_active_task(task)
         lego(torch.randn(2, 3, 32, 32) * scale)
     state = lego.state_dict()
-    assert any(k.endswith('task_running_mean') for k in state)
+    assert 'stem_layer.units.0.bn1.task_mean__a' in state
     plain_a = lego.extract_path(task='a')
     plain_b = lego.extract_path(task='b')
     plain_shared = select_task_statistics(lego, state)
-    assert not any(k.startswith('task_') or '.task_' in k for k in plain_a)
     # path of 'a' (argmax of zero logits: unit 0); the stem's first norm
     torch.testing.assert_close(plain_a['bn1.running_mean'],
-                               state['stem_layer.units.0.bn1.'
-                                     'task_running_mean'][0])
+                               state['stem_layer.units.0.bn1.task_mean__a'])
     torch.testing.assert_close(plain_b['bn1.running_var'],
-                               state['stem_layer.units.0.bn1.'
-                                     'task_running_var'][1])
+                               state['stem_layer.units.0.bn1.task_var__b'])
     assert not torch.equal(plain_a['bn1.running_var'],
                            plain_b['bn1.running_var'])
-    assert 'stem_layer.units.0.bn1.task_running_mean' not in plain_shared
+    assert 'stem_layer.units.0.bn1.task_mean__a' not in plain_shared
+    assert not any('__' in k for k in plain_a)
     ref = MMDetResNet(depth=18, base_channels=8)
     ref.load_state_dict(plain_a, strict=True)
+
+
+def test_a_model_of_some_tasks_loads_their_statistics():
+    """``tools/test.py --task b`` builds the model with task b alone; b's
+    statistics must load from a checkpoint of every task."""
+    full = CrossTaskBatchNorm2d(C)
+    full.set_tasks(TASKS)
+    for t in TASKS:
+        full.set_active_task(t)
+        full.train()(torch.randn(2, C, 3, 3) + TASKS.index(t))
+    only = CrossTaskBatchNorm2d(C)
+    only.set_tasks(['b'])
+    result = only.load_state_dict(full.state_dict(), strict=False)
+    assert sorted(result.unexpected_keys) == sorted(
+        f'task_{k}__{t}' for k in ('mean', 'var', 'count')
+        for t in ('a', 'c'))
+    for ours, theirs in zip(only.task_statistics('b'),
+                            full.task_statistics('b')):
+        assert torch.equal(ours, theirs)
+    with pytest.raises(ValueError, match="without '.'"):
+        CrossTaskBatchNorm2d(C).set_tasks(['coco.det'])
