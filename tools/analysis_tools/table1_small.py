@@ -125,11 +125,29 @@ def draw_cka(args, cfg, runs, checkpoints, work_dir):
     if task == 'none' or task not in cfg.tasks or single not in checkpoints \
             or not gppf or gppf[0] not in checkpoints:
         return {}
+    import ast
+
+    from mmengine.config import Config
+
     from gppf_mm.apis import last_checkpoint
     from gppf_mm.visualization.cka import cka_report
-    (cfg1, dir1), (cfg2, dir2) = checkpoints[single], checkpoints[gppf[0]]
-    return cka_report(cfg1, last_checkpoint(dir1), task, cfg2,
-                      last_checkpoint(dir2), task,
+    options = {name: opts for _, name, _, _, opts in runs}
+
+    def run_cfg(name):  # the run's config with its --cfg-options
+        config, run_dir = checkpoints[name]
+        cfg = Config.fromfile(config)
+        for opt in options[name]:
+            key, value = opt.split('=', 1)
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+            cfg.merge_from_dict({key: value})
+        return cfg, last_checkpoint(run_dir)
+
+    cfg1, ckpt1 = run_cfg(single)
+    cfg2, ckpt2 = run_cfg(gppf[0])
+    return cka_report(cfg1, ckpt1, task, cfg2, ckpt2, task,
                       out_dir=osp.join(work_dir, 'cka'), device='cpu')
 
 
