@@ -128,7 +128,9 @@ def task_average_case(rank):
     data = [batch(0, 'a', 3), batch(1, 'b', 5)]
     # different seeds: the construction broadcast makes rank 1 match
     model = ThreeBranch(seed=rank)
-    wrapper = GradientFusionWrapper(model)
+    default_overlap = GradientFusionWrapper(
+        ThreeBranch(seed=rank), broadcast_init=False).overlap
+    wrapper = GradientFusionWrapper(model, overlap=True)
     initial = weights_of(model)
     lr = 0.1
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
@@ -138,7 +140,7 @@ def task_average_case(rank):
         fused=fused, mine=[local_grads(d) for d in data], initial=initial,
         weights=weights_of(model), usage=wrapper.last_usage.tolist(),
         stats=dict(wrapper.fusion_stats), lr=lr,
-        loss=float(log_vars['loss']),
+        loss=float(log_vars['loss']), default_overlap=default_overlap,
         grads_after=[n for n, g in grads_of(model).items()
                      if g is not None])
 
@@ -251,7 +253,7 @@ def late_case(rank, tasks=('a_checkpointed', 'b')):
     """Rank r runs ``tasks[r]``; rank 0 runs part of A under reentrant
     checkpointing."""
     model = ThreeBranch()
-    wrapper = GradientFusionWrapper(model, bucket_size_mb=1e-6)
+    wrapper = GradientFusionWrapper(model, bucket_size_mb=1e-6, overlap=True)
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     fused = capture_fused(model, optim)
     wrapper.train_step(batch(rank, tasks[rank], 3), optim)
@@ -370,6 +372,8 @@ def test_fused_gradients_are_task_averages(two_ranks):
         assert fused['shared_bn.weight'] is None
         assert r['grads_after'] == []  # zero_grad after the step
         assert r['usage'] == [1, 1, 2, 1, 1, 0, 0, 0]
+        # beside a cross-task BN the default fuses after backward
+        assert r['default_overlap'] is False
         # train_step overlaps: the one bucket is launched during backward
         assert r['stats'] == dict(params=8, used_here=4 if r is res[0]
                                   else 2, fused=5, unused=3, buckets=1,
