@@ -201,6 +201,8 @@ class GradientFusionWrapper(nn.Module):
             data = self.module.data_preprocessor(data, training=True)
             losses = self.module._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.module.parse_losses(losses)
+        # divided by the accumulation count, as OptimWrapper.update_params
+        parsed_loss = optim_wrapper.scale_loss(parsed_loss)
         # overlap only when this backward is the update's only one
         if (self.overlap and getattr(optim_wrapper,
                                      '_accumulative_counts', None) == 1):

@@ -329,8 +329,30 @@ def schedule_reference():
     return weights
 
 
+def accumulation_case(rank):
+    """Two micro-batches with ``accumulative_counts=2`` against one step on
+    both batches together (task 'b' has no BatchNorm, so the two are the
+    same computation); rank r runs task 'b' on its own data."""
+    data = batch(rank, 'b', 6)
+    halves = [dict(inputs=data['inputs'][:3], task='b'),
+              dict(inputs=data['inputs'][3:], task='b')]
+    out = {}
+    for counts, batches in ((1, [data]), (2, halves)):
+        model = ThreeBranch()
+        wrapper = GradientFusionWrapper(model)
+        optim = OptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            accumulative_counts=counts)
+        fused = capture_fused(model, optim)
+        for b in batches:
+            wrapper.train_step(dict(b), optim)
+        out[counts] = (weights_of(model), fused)
+    return out
+
+
 def worker(rank, world):
     res = dict(
+        accumulation=accumulation_case(rank),
         late=late_case(rank),
         regrown=late_case(rank, ('a_mixed', 'a')),
         cross_bn=cross_bn_case(rank),
@@ -350,6 +372,21 @@ def two_ranks():
 
 
 # ---------------------------------------------------------------- tests
+def test_accumulation_equals_one_big_step(two_ranks):
+    """The loss of each micro-batch is divided by the accumulation count,
+    as MMEngine's ``OptimWrapper.update_params`` does."""
+    for r in two_ranks:
+        (big, big_grads), (acc, acc_grads) = (r['accumulation'][1],
+                                              r['accumulation'][2])
+        for name in ('B.weight', 'C.weight'):
+            torch.testing.assert_close(acc_grads[name], big_grads[name],
+                                       atol=1e-6, rtol=0, msg=name)
+        for name, w in big.items():
+            torch.testing.assert_close(acc[name], w, atol=1e-6, rtol=0,
+                                       msg=name)
+        assert float(big_grads['B.weight'].abs().sum()) > 1e-3
+
+
 def test_fused_gradients_are_task_averages(two_ranks):
     res = [r['task_average'] for r in two_ranks]
     mine = res[0]['mine']
