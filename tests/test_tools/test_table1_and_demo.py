@@ -41,7 +41,7 @@ def test_single_task_budget_split(load_tool):
 
 def test_rows_of_the_plan(load_tool, cfg):
     tool = load_tool('analysis_tools/table1_small.py')
-    runs = tool.plan_runs(cfg, tool.ROWS, 110)
+    runs = tool.plan_runs(cfg, tool.ROWS, 115)
     names = [r[1] for r in runs]
     assert names == [
         'single_street_det', 'single_aerial_det', 'single_indoor_seg',
@@ -49,10 +49,10 @@ def test_rows_of_the_plan(load_tool, cfg):
         'dynamic_n2', 'dynamic_n3', 'per_batch'
     ]
     single = {r[1]: r[3] for r in runs if r[0] == 'single-task'}
-    # weights 3 / 3 / 1 / 1 / 3 of 11
+    # weights 3 / 3 / 1.5 / 1.5 / 2.5 of 11.5
     assert single == dict(single_street_det=30, single_aerial_det=30,
-                          single_indoor_seg=10, single_nature_seg=10,
-                          single_shapes_cls=30)
+                          single_indoor_seg=15, single_nature_seg=15,
+                          single_shapes_cls=25)
     by_name = {r[1]: r for r in runs}
     assert 'model.backbone.num_units=3' in by_name['dynamic_n3'][4]
     assert 'train_cfg.sampling=per_batch' in by_name['per_batch'][4]
