@@ -23,7 +23,6 @@ assert (digit_version(mmengine_minimum_version) <= _mmengine <
             f'gppf_mm. Please install mmengine>={mmengine_minimum_version}, '
             f'<{mmengine_maximum_version}.')
 
-# Importing utils makes MMEngine checkpoints load on torch >= 2.6.
 from . import utils  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info']

@@ -80,7 +80,9 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
 
-    metrics = runner.test()
+    from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
+    with gppf_checkpoint_loading():
+        metrics = runner.test()
     if args.out and runner.rank == 0:
         import json
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

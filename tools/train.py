@@ -125,8 +125,11 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
 
-    # start training
-    runner.train()
+    # start training; the checkpoints it reads are read with gppf_mm's
+    # safe loader (MMEngine's otherwise)
+    from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
+    with gppf_checkpoint_loading():
+        runner.train()
 
 
 if __name__ == '__main__':

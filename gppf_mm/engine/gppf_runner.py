@@ -6,6 +6,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from gppf_mm.registry import RUNNERS
+from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
 
 from .task_config import expand_tasks
 
@@ -19,6 +20,10 @@ class GPPFRunner(Runner):
     the SIMT loop's sampling weights from it (see
     :mod:`gppf_mm.engine.task_config`). Select it in a config with
     ``runner_type = 'GPPFRunner'``.
+
+    Checkpoints are read with gppf_mm's safe loader
+    (:func:`gppf_mm.utils.checkpoint.gppf_checkpoint_loading`), which
+    MMEngine 0.10 needs on torch >= 2.6; other runners are not affected.
     """
 
     @classmethod
@@ -26,3 +31,11 @@ class GPPFRunner(Runner):
                  only_tasks: Optional[List[str]] = None) -> 'Runner':
         cfg = expand_tasks(cfg, only=only_tasks)
         return super().from_cfg(cfg)
+
+    def load_checkpoint(self, *args, **kwargs):
+        with gppf_checkpoint_loading():
+            return super().load_checkpoint(*args, **kwargs)
+
+    def resume(self, *args, **kwargs):
+        with gppf_checkpoint_loading():
+            return super().resume(*args, **kwargs)

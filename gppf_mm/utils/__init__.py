@@ -1,5 +1,6 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from .checkpoint import checkpoint_safe_globals, safe_torch_load
+from .checkpoint import (checkpoint_safe_globals, gppf_checkpoint_loading,
+                         load_checkpoint_file, safe_torch_load)
 from .dist import default_backend, find_free_port, prepare_dist_cfg
 from .setup_env import (
                         build_in_scope,
@@ -12,6 +13,7 @@ from .setup_env import (
 __all__ = [
     'register_all_modules', 'build_in_scope', 'resolve_scopes', 'scope_of',
     'with_scope',
-    'safe_torch_load', 'checkpoint_safe_globals', 'prepare_dist_cfg',
+    'safe_torch_load', 'checkpoint_safe_globals', 'gppf_checkpoint_loading',
+    'load_checkpoint_file', 'prepare_dist_cfg',
     'default_backend', 'find_free_port'
 ]

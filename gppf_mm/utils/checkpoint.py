@@ -6,18 +6,24 @@ MMEngine 0.10.7 calls it without the argument: a checkpoint written by the
 runner holds a message hub (``HistoryBuffer`` objects with numpy arrays), so
 resuming fails with ``UnpicklingError: Weights only load failed``.
 
-Importing this module (``register_all_modules`` does) replaces MMEngine's
-loader of local files by one that keeps the safe ``weights_only=True`` mode
-and allows exactly the extra types that MMEngine and OpenMMLab checkpoints
-contain (MMEngine's ``HistoryBuffer``, numpy arrays, scalars and dtypes).
-Anything else is refused with an error that names the file and the type.
-Set ``GPPF_UNSAFE_TORCH_LOAD=1`` to load a checkpoint you trust with the full
+:func:`safe_torch_load` keeps the safe ``weights_only=True`` mode and allows
+exactly the extra types that MMEngine and OpenMMLab checkpoints contain
+(MMEngine's ``HistoryBuffer``, numpy arrays, scalars and dtypes). Anything
+else is refused with an error that names the file and the type. Set
+``GPPF_UNSAFE_TORCH_LOAD=1`` to load a checkpoint you trust with the full
 unpickler instead.
+
+Importing gppf_mm changes nothing in MMEngine: the safe loader is MMEngine's
+loader of local files only inside :func:`gppf_checkpoint_loading`, which
+gppf_mm's runner and tools enter around the checkpoints they read; other
+runners in the same process keep MMEngine's own loader.
 """
+import contextlib
+import threading
 import os
 import os.path as osp
 import pickle
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -94,10 +100,52 @@ def safe_torch_load(filename: Any, map_location: Optional[Any] = None) -> Any:
                 f'with {UNSAFE_ENV}=1. Details: {e}') from None
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
-    """Load a checkpoint from a local path (replaces MMEngine's loader)."""
+    """Load a checkpoint from a local path with :func:`safe_torch_load`."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found.')
     return safe_torch_load(filename, map_location=map_location)
+
+
+_LOCK = threading.RLock()
+_DEPTH = 0
+_SAVED: List[Any] = []
+
+
+@contextlib.contextmanager
+def gppf_checkpoint_loading() -> Iterator[None]:
+    """MMEngine's ``CheckpointLoader`` reads local files with
+    :func:`load_from_local` inside the block and as before after it.
+
+    Re-entrant: nested blocks restore MMEngine's loader when the outermost
+    one exits, also on an error.
+    """
+    global _DEPTH
+    with _LOCK:
+        if _DEPTH == 0:
+            _SAVED[:] = [CheckpointLoader._schemes.get('')]
+            CheckpointLoader.register_scheme(
+                prefixes='', loader=load_from_local, force=True)
+        _DEPTH += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH -= 1
+            if _DEPTH == 0:
+                previous = _SAVED.pop()
+                if previous is None:
+                    CheckpointLoader._schemes.pop('', None)
+                else:
+                    CheckpointLoader.register_scheme(
+                        prefixes='', loader=previous, force=True)
+
+
+def load_checkpoint_file(filename: str,
+                         map_location: Optional[Any] = 'cpu') -> Any:
+    """``CheckpointLoader.load_checkpoint`` (every MMEngine scheme) with
+    local files read by :func:`safe_torch_load`."""
+    with gppf_checkpoint_loading():
+        return CheckpointLoader.load_checkpoint(
+            filename, map_location=map_location)

@@ -21,7 +21,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import gppf_mm.engine  # noqa: F401,F403
     import gppf_mm.evaluation  # noqa: F401,F403
     import gppf_mm.models  # noqa: F401,F403
-    import gppf_mm.utils.checkpoint  # noqa: F401,F403
 
     if init_default_scope:
         never_created = (DefaultScope.get_current_instance() is None

@@ -143,6 +143,7 @@ def build_model(cfg, checkpoint: Optional[str], device: str = 'cpu',
     from gppf_mm.engine.task_config import expand_tasks
     from gppf_mm.registry import MODELS
     from gppf_mm.utils import register_all_modules
+    from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
 
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(cfg) if isinstance(cfg, str) else cfg
@@ -155,8 +156,9 @@ def build_model(cfg, checkpoint: Optional[str], device: str = 'cpu',
     if checkpoint is not None:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-        load_checkpoint(model, checkpoint, map_location='cpu',
-                        strict=strict, logger='current')
+        with gppf_checkpoint_loading():
+            load_checkpoint(model, checkpoint, map_location='cpu',
+                            strict=strict, logger='current')
     return model.to(device).eval()
 
 

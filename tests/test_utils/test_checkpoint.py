@@ -1,5 +1,6 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""A runner checkpoint saves and resumes on the installed torch (>= 2.6)."""
+"""A GPPF runner checkpoint saves and resumes on the installed torch
+(>= 2.6), without changing MMEngine's loader for anyone else."""
 import os.path as osp
 import pickle
 import subprocess
@@ -9,11 +10,14 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+import mmengine.runner.checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch.utils.data import Dataset
 
-from gppf_mm.utils import safe_torch_load
-from gppf_mm.utils.checkpoint import UNSAFE_ENV
+from gppf_mm.engine import GPPFRunner
+from gppf_mm.utils import (gppf_checkpoint_loading, load_checkpoint_file,
+                           safe_torch_load)
+from gppf_mm.utils.checkpoint import UNSAFE_ENV, load_from_local
 
 
 class ToyModel(BaseModel):
@@ -45,7 +49,7 @@ class ToyData(Dataset):
 
 def make_runner(work_dir, max_iters, resume_from=None):
     torch.manual_seed(0)
-    return Runner(
+    return GPPFRunner(
         model=ToyModel(),
         work_dir=work_dir,
         train_dataloader=dict(
@@ -119,3 +123,35 @@ def test_unknown_objects_are_refused(tmp_path, monkeypatch):
     monkeypatch.delenv(UNSAFE_ENV, raising=False)
     with pytest.raises(pickle.UnpicklingError, match='evil.pth'):
         safe_torch_load(path)
+
+
+def local_loader():
+    return CheckpointLoader._get_checkpoint_loader('model.pth')
+
+
+def test_no_global_patch(tmp_path):
+    """Importing gppf_mm and training / resuming with its runner leaves
+    MMEngine's loader of local files to every other user of the process."""
+    import gppf_mm  # noqa: F401
+    from gppf_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    stock = mmengine_checkpoint.load_from_local
+    assert local_loader() is stock
+    make_runner(str(tmp_path / 'a'), max_iters=2).train()
+    ckpt = osp.join(str(tmp_path / 'a'), 'iter_2.pth')
+    resumed = make_runner(str(tmp_path / 'b'), 3, resume_from=ckpt)
+    resumed.train()
+    assert resumed.iter == 3
+    assert local_loader() is stock
+    # inside the block MMEngine's API reads gppf_mm checkpoints safely,
+    # nested blocks restore the stock loader once, also after an error
+    with pytest.raises(RuntimeError, match='inner'):
+        with gppf_checkpoint_loading():
+            assert local_loader() is load_from_local
+            with gppf_checkpoint_loading():
+                assert local_loader() is load_from_local
+            assert local_loader() is load_from_local
+            raise RuntimeError('inner')
+    assert local_loader() is stock
+    assert load_checkpoint_file(ckpt)['meta']['iter'] == 2
+    assert local_loader() is stock

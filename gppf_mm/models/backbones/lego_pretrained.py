@@ -16,10 +16,10 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from gppf_mm.models.routing.lego_backbone import _preview, check_state_match
 from gppf_mm.registry import WEIGHT_INITIALIZERS
+from gppf_mm.utils.checkpoint import load_checkpoint_file
 
 LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
 # MMEngine's own ``Pretrained`` would load a plain checkpoint with
@@ -93,7 +93,7 @@ def load_plain_checkpoint(checkpoint: str, prefix: Optional[str] = None
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint file {checkpoint!r} does '
                                     'not exist')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     return plain_backbone_state_dict(ckpt, prefix)
 
 

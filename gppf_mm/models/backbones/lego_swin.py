@@ -9,7 +9,6 @@ import torch
 from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmdet.models.layers import PatchEmbed
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from gppf_mm.models.routing import (
     LegoBackboneMixin,
@@ -17,6 +16,7 @@ from gppf_mm.models.routing import (
     expand_lego_state_dict,
 )
 from gppf_mm.registry import MODELS
+from gppf_mm.utils.checkpoint import load_checkpoint_file
 
 from .lego_pretrained import (
     LegoPretrained,
@@ -611,7 +611,7 @@ def load_swin_checkpoint(checkpoint: str, prefix: Optional[str] = None
     if '://' not in str(checkpoint) and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
                                 'exist')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     if isinstance(ckpt, dict) and 'state_dict' not in ckpt and \
             isinstance(ckpt.get('model'), dict):
         ckpt = ckpt['model']

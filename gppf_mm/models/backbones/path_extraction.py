@@ -7,9 +7,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from gppf_mm.registry import MODELS
+from gppf_mm.utils.checkpoint import load_checkpoint_file
 
 LEGO_TYPES = ('LegoResNet', 'LegoSwinTransformer')
 
@@ -86,7 +86,7 @@ def load_lego_backbone(checkpoint: str,
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {config!r} does not exist')
         config = Config.fromfile(config)
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     if not isinstance(ckpt, dict):
         raise ValueError(f'{checkpoint!r} does not hold a state dict')
     if config is None:

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel, is_model_wrapper
-from mmengine.runner import Runner
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from gppf_mm.datasets import TaskSampler, rank_index_stream
+from gppf_mm.engine import GPPFRunner
 from gppf_mm.engine.hooks import SIMTStateHook
 from gppf_mm.engine.runner import EndlessBatchSampler, SIMTTrainLoop
 from gppf_mm.engine.runner.simt_loop import (
@@ -99,7 +99,7 @@ def make_runner(work_dir, distributed, resume_from=None, iters=ITERS,
                 samplers=None, val_interval=1000, **cfg):
     samplers = samplers or {}
     cfg.setdefault('custom_hooks', [dict(type='SIMTStateHook')])
-    runner = Runner(
+    runner = GPPFRunner(
         model=ToyMultiTask(),
         work_dir=work_dir,
         experiment_name=f'simt_{uuid.uuid4().hex}',
