@@ -2,6 +2,7 @@
 from typing import List, Optional
 
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from gppf_mm.models.routing import GumbelController
@@ -33,6 +34,14 @@ class GumbelTemperatureHook(Hook):
     ``runner.iter`` (or ``runner.epoch``), set on every
     :class:`GumbelController` of the model and logged as ``train/tau``; it
     is therefore right after a resume.
+
+    The iteration where the schedule ends is resolved once (``end_iter``,
+    or ``end_ratio`` of ``max_iters``) and saved in checkpoints. A resumed
+    run keeps the saved end unless the config gives ``end_iter``: extending
+    a run (``--resume --cfg-options train_cfg.max_iters=...``) therefore
+    continues the temperature where it stopped instead of moving the end
+    with the new ``max_iters`` (which made tau jump back up). ``load_from``
+    without resume starts a new schedule.
 
     Args:
         start (float): temperature at iteration 0. Defaults to 5.0.
@@ -72,12 +81,40 @@ class GumbelTemperatureHook(Hook):
         self.end_iter = end_iter
         self.end_ratio = end_ratio
         self.by_epoch = by_epoch
+        self._saved_end: Optional[int] = None
+
+    def _ratio_end(self, runner) -> int:
+        total = runner.max_epochs if self.by_epoch else runner.max_iters
+        return int(round(total * self.end_ratio))
 
     def _end_step(self, runner) -> int:
         if self.end_iter is not None:
             return self.end_iter
-        total = runner.max_epochs if self.by_epoch else runner.max_iters
-        return int(round(total * self.end_ratio))
+        if self._saved_end is not None and getattr(runner, '_resume', False):
+            return self._saved_end
+        return self._ratio_end(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['gumbel_temperature'] = dict(
+            end_step=self._end_step(runner), start=self.start, end=self.end,
+            by_epoch=self.by_epoch)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get('gumbel_temperature')
+        if not isinstance(saved, dict) or 'end_step' not in saved:
+            return
+        self._saved_end = int(saved['end_step'])
+        ratio_end = self._ratio_end(runner)
+        if (getattr(runner, '_resume', False) and self.end_iter is None
+                and ratio_end != self._saved_end):
+            unit = 'epoch' if self.by_epoch else 'iteration'
+            print_log(
+                f'GumbelTemperatureHook: the resumed schedule ends at {unit} '
+                f'{self._saved_end} as in the checkpoint (end_ratio '
+                f'{self.end_ratio} of the new length would end it at '
+                f'{ratio_end} and change the temperature at the resumed '
+                f'{unit}); set end_iter to choose another end.',
+                logger='current')
 
     def temperature(self, step: int, end_step: Optional[int] = None) -> float:
         """The temperature at ``step`` (iteration or epoch)."""

@@ -93,3 +93,51 @@ def test_by_epoch():
     runner = fake_runner(12345, epoch=2, max_epochs=10, name='epoch')
     hook.before_train_iter(runner, batch_idx=0)
     assert taus(runner) == pytest.approx([4.0 - 3.0 * 2 / 5] * 2)
+
+
+def test_extending_a_run_keeps_tau_continuous():
+    """A 300-iteration run (end at 0.9 * 300 = 270) resumed with max_iters
+    600: the saved end (270) is kept, so tau stays 0.01; the ratio of the
+    new length would give 5 - 4.99 * 300 / 540 = 2.228."""
+    hook = GumbelTemperatureHook(start=5.0, end=0.01, end_ratio=0.9)
+    first = fake_runner(300, max_iters=300, name='first')
+    hook.before_train_iter(first, batch_idx=300)
+    assert taus(first) == pytest.approx([0.01] * 2)
+    ckpt = {}
+    hook.before_save_checkpoint(first, ckpt)
+    assert ckpt['gumbel_temperature']['end_step'] == 270
+
+    extended = fake_runner(300, max_iters=600, name='extended')
+    extended._resume = True
+    fresh = GumbelTemperatureHook(start=5.0, end=0.01, end_ratio=0.9)
+    fresh.after_load_checkpoint(extended, ckpt)
+    fresh.before_train(extended)
+    assert taus(extended) == pytest.approx([0.01] * 2)
+    # and it is saved again as it was
+    again = {}
+    fresh.before_save_checkpoint(extended, again)
+    assert again['gumbel_temperature']['end_step'] == 270
+
+    # a mid-run checkpoint (iteration 100 of 300) extended to 600: tau
+    # continues from 5 - 4.99 * 100 / 270 on the old line
+    mid = fake_runner(100, max_iters=600, name='mid')
+    mid._resume = True
+    fresh = GumbelTemperatureHook(start=5.0, end=0.01, end_ratio=0.9)
+    fresh.after_load_checkpoint(mid, ckpt)
+    fresh.before_train(mid)
+    assert taus(mid) == pytest.approx([5.0 - 4.99 * 100 / 270] * 2)
+
+    # weights only (load_from without resume): a new schedule
+    finetune = fake_runner(300, max_iters=600, name='finetune')
+    fresh = GumbelTemperatureHook(start=5.0, end=0.01, end_ratio=0.9)
+    fresh.after_load_checkpoint(finetune, ckpt)
+    fresh.before_train(finetune)
+    assert taus(finetune) == pytest.approx([5.0 - 4.99 * 300 / 540] * 2)
+
+    # an explicit end_iter in the config wins over the checkpoint
+    explicit = fake_runner(300, max_iters=600, name='explicit')
+    explicit._resume = True
+    fresh = GumbelTemperatureHook(start=5.0, end=0.01, end_iter=500)
+    fresh.after_load_checkpoint(explicit, ckpt)
+    fresh.before_train(explicit)
+    assert taus(explicit) == pytest.approx([5.0 - 4.99 * 300 / 500] * 2)
