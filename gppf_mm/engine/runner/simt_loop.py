@@ -65,7 +65,10 @@ def rng_state() -> dict:
             cached=float(np_state[4])),
         python=[version, list(internal), gauss])
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+        # the generator of the device this process computes on: a rank's
+        # randomness does not depend on how many GPUs it can see, so the
+        # state resumes under another CUDA_VISIBLE_DEVICES layout
+        state['cuda'] = torch.cuda.get_rng_state()
     return state
 
 
@@ -78,8 +81,16 @@ def set_rng_state(state: dict) -> None:
                          float(n['cached'])))
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+    cuda = state.get('cuda')
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):
+            # older checkpoints hold every visible device's state; take the
+            # one of the device this process computes on if it exists
+            if not cuda:
+                return
+            index = torch.cuda.current_device()
+            cuda = cuda[index] if index < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda)
 
 
 @contextmanager

@@ -400,5 +400,70 @@ def test_rng_state_round_trip_is_weights_only(tmp_path):
     assert np.array_equal(got[1], expected[1]) and got[2] == expected[2]
 
 
+class FakeCuda:
+    """``torch.cuda``'s generator API for a process that sees ``count``
+    GPUs and computes on ``current`` (this machine has no GPU); like torch,
+    ``set_rng_state_all`` raises for a device index the process lacks."""
+
+    def __init__(self, count, current):
+        self.count, self.current = count, current
+        self.states = {i: torch.tensor([i], dtype=torch.uint8)
+                       for i in range(count)}
+
+    def install(self, monkeypatch):
+        for name in ('is_available', 'is_initialized'):
+            monkeypatch.setattr(torch.cuda, name, lambda: True)
+        monkeypatch.setattr(torch.cuda, 'current_device',
+                            lambda: self.current)
+        monkeypatch.setattr(torch.cuda, 'get_rng_state',
+                            lambda device='cuda': self.states[
+                                self._index(device)].clone())
+        monkeypatch.setattr(torch.cuda, 'set_rng_state', self.set_rng_state)
+        monkeypatch.setattr(
+            torch.cuda, 'get_rng_state_all',
+            lambda: [self.states[i].clone() for i in range(self.count)])
+        monkeypatch.setattr(
+            torch.cuda, 'set_rng_state_all',
+            lambda states: [self.set_rng_state(s, i)
+                            for i, s in enumerate(states)])
+
+    def _index(self, device):
+        index = self.current if device == 'cuda' else int(device)
+        if index >= self.count:
+            raise IndexError(f'invalid device ordinal {index}')
+        return index
+
+    def set_rng_state(self, state, device='cuda'):
+        self.states[self._index(device)] = state.clone()
+
+
+def test_cuda_rng_state_resumes_under_another_layout(monkeypatch):
+    """A rank that saw 4 GPUs and computed on GPU 2 resumes in a process
+    that sees only its own GPU (index 0): its generator state follows."""
+    saving = FakeCuda(count=4, current=2)
+    saving.states[2] = torch.tensor([42], dtype=torch.uint8)
+    saving.install(monkeypatch)
+    state = rng_state()
+    resuming = FakeCuda(count=1, current=0)
+    resuming.install(monkeypatch)
+    set_rng_state(state)
+    assert resuming.states[0].tolist() == [42]
+    # a checkpoint of the old format (every visible device's state) picks
+    # the entry of the current device, or the first one
+    set_rng_state(dict(state, cuda=[torch.tensor([7], dtype=torch.uint8)] *
+                       4))
+    assert resuming.states[0].tolist() == [7]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_rng_state_round_trip():
+    torch.cuda.init()
+    torch.cuda.manual_seed(5)
+    state = rng_state()
+    expected = torch.rand(3, device='cuda')
+    set_rng_state(state)
+    torch.testing.assert_close(torch.rand(3, device='cuda'), expected)
+
+
 def test_state_hook_is_registered():
     assert SIMTStateHook().allow_world_size_change is False
