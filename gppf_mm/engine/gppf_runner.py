@@ -32,6 +32,50 @@ class GPPFRunner(Runner):
         cfg = expand_tasks(cfg, only=only_tasks)
         return super().from_cfg(cfg)
 
+    def simt_batch_size(self) -> Optional[float]:
+        """Images per rank and iteration that SIMT trains on, on average:
+        the mean of the tasks' batch sizes weighted by their sampling
+        weights (``None`` when the train loop is not a built SIMT loop)."""
+        loop = self._train_loop
+        weights = getattr(loop, 'task_weights', None)
+        if isinstance(loop, dict) or not weights:
+            return None
+        sizes = {}
+        for task, loader in loop.dataloaders.items():
+            size = loader.batch_size or getattr(loader.batch_sampler,
+                                                'batch_size', None)
+            if not size:
+                raise ValueError(f'task {task!r}: auto_scale_lr needs the '
+                                 'train dataloader\'s batch_size')
+            sizes[task] = size
+        total = sum(weights.values())
+        return sum(weights[t] * sizes[t] for t in sizes) / total
+
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        """MMEngine's linear lr scaling, with SIMT's batch size.
+
+        Under SIMT the batch of an iteration is one task's batch per rank,
+        so the batch size that ``auto_scale_lr.base_batch_size`` refers to is
+        ``world_size`` times :meth:`simt_batch_size` (the tasks' batch
+        sizes weighted by their sampling weights). With the per-task batch
+        sizes of the config, the lr therefore scales with the number of
+        ranks, as for a single-task config.
+        """
+        if not (auto_scale_lr and auto_scale_lr.get('enable', False)):
+            return
+        mean = self.simt_batch_size()
+        if mean is None:
+            return super().scale_lr(optim_wrapper, auto_scale_lr)
+        self.logger.info(
+            f'auto_scale_lr: SIMT batch size per rank {mean:g} (task batch '
+            'sizes weighted by the sampling weights)')
+        configured = self._train_dataloader
+        self._train_dataloader = dict(batch_size=mean)
+        try:
+            super().scale_lr(optim_wrapper, auto_scale_lr)
+        finally:
+            self._train_dataloader = configured
+
     def load_checkpoint(self, *args, **kwargs):
         with gppf_checkpoint_loading():
             return super().load_checkpoint(*args, **kwargs)

@@ -1,13 +1,17 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-from .checkpoint import (checkpoint_safe_globals, gppf_checkpoint_loading,
-                         load_checkpoint_file, safe_torch_load)
+from .checkpoint import (
+                         checkpoint_safe_globals,
+                         gppf_checkpoint_loading,
+                         load_checkpoint_file,
+                         safe_torch_load,
+)
 from .dist import default_backend, find_free_port, prepare_dist_cfg
 from .setup_env import (
-                        build_in_scope,
-                        register_all_modules,
-                        resolve_scopes,
-                        scope_of,
-                        with_scope,
+                         build_in_scope,
+                         register_all_modules,
+                         resolve_scopes,
+                         scope_of,
+                         with_scope,
 )
 
 __all__ = [

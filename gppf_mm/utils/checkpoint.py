@@ -19,10 +19,10 @@ gppf_mm's runner and tools enter around the checkpoints they read; other
 runners in the same process keep MMEngine's own loader.
 """
 import contextlib
-import threading
 import os
 import os.path as osp
 import pickle
+import threading
 from typing import Any, Iterator, List, Optional
 
 import numpy as np

@@ -6,17 +6,20 @@ import pickle
 import subprocess
 import sys
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
-import mmengine.runner.checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.utils.data import Dataset
 
 from gppf_mm.engine import GPPFRunner
-from gppf_mm.utils import (gppf_checkpoint_loading, load_checkpoint_file,
-                           safe_torch_load)
+from gppf_mm.utils import (
+    gppf_checkpoint_loading,
+    load_checkpoint_file,
+    safe_torch_load,
+)
 from gppf_mm.utils.checkpoint import UNSAFE_ENV, load_from_local
 
 

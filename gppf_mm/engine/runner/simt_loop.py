@@ -322,6 +322,7 @@ class SIMTTrainLoop(BaseLoop):
                              f'got {sampling!r}')
         self.rank, self.world_size = get_dist_info()
         self.tasks: List[str] = list(dataloader)
+        self.task_weights = {t: float(task_weights[t]) for t in self.tasks}
         self.sampling = sampling
         if seed is None:
             seed = runner.seed

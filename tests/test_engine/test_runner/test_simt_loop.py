@@ -465,5 +465,17 @@ def test_cuda_rng_state_round_trip():
     torch.testing.assert_close(torch.rand(3, device='cuda'), expected)
 
 
+def test_auto_scale_lr_uses_the_simt_batch_size(tmp_path):
+    """Weights 1 / 1 / 0.1 and batch sizes 2 / 3 / 2: 5.2 / 2.1 images
+    per rank and iteration; a base of four ranks' worth on one rank scales
+    the lr 0.1 by 1 / 4."""
+    runner = make_runner(str(tmp_path), False, iters=1,
+                         auto_scale_lr=dict(enable=True,
+                                            base_batch_size=4 * 5.2 / 2.1))
+    runner.train()
+    assert runner.simt_batch_size() == pytest.approx(5.2 / 2.1)
+    assert runner.optim_wrapper.get_lr()['lr'][0] == pytest.approx(0.1 / 4)
+
+
 def test_state_hook_is_registered():
     assert SIMTStateHook().allow_world_size_change is False
