@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gppf_mm.models.layers import CrossTaskBatchNorm2d
 from gppf_mm.registry import MODEL_WRAPPERS
 
+from .collective_check import CollectiveCheck
 from .fusion_plan import BufferPool, FusionPlan, reached_parameters
 
 
@@ -93,6 +94,12 @@ class GradientFusionWrapper(nn.Module):
             complete; on gloo the buckets' threads slow every norm's
             all-reduce down (1.5x the iteration time measured on 2 CPU
             cores).
+        unused_norms (str): what to do at a task's first step when its loss
+            does not reach some cross-task norms (a head that ignores
+            backbone outputs), whose backward collectives the ranks of other
+            tasks make: ``'zero_grad'`` (default) gives them zero gradients
+            in that task's steps and logs a warning, ``'error'`` raises (see
+            :mod:`gppf_mm.engine.model_wrappers.collective_check`).
         process_group (ProcessGroup, optional): defaults to the default
             process group.
 
@@ -112,6 +119,7 @@ class GradientFusionWrapper(nn.Module):
                  broadcast_init: bool = True,
                  sync_norms: bool = True,
                  overlap: Optional[bool] = None,
+                 unused_norms: str = 'zero_grad',
                  process_group=None) -> None:
         super().__init__()
         if bucket_size_mb <= 0:
@@ -142,6 +150,8 @@ class GradientFusionWrapper(nn.Module):
             self._broadcast_state()
         self._tracked: Dict[str, int] = {}
         self._snapshot_norms()
+        self.collectives = CollectiveCheck(
+            module, unused_norms, active=self.distributed)
         # taken again before the first update: a resumed run loads its
         # checkpoint (and the norms' counters) after the wrapper is built
         self._snapshot_due = True
@@ -197,10 +207,15 @@ class GradientFusionWrapper(nn.Module):
         if self._snapshot_due:
             self._snapshot_norms()
             self._snapshot_due = False
-        with optim_wrapper.optim_context(self):
+        task = data.get('task') if isinstance(data, dict) else None
+        with optim_wrapper.optim_context(self), \
+                self.collectives.record(task) as record:
             data = self.module.data_preprocessor(data, training=True)
             losses = self.module._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.module.parse_losses(losses)
+        # every cross-task norm of the forward makes its backward collective
+        parsed_loss = self.collectives.tie(task, parsed_loss, record)
+        del record
         # divided by the accumulation count, as OptimWrapper.update_params
         parsed_loss = optim_wrapper.scale_loss(parsed_loss)
         # overlap only when this backward is the update's only one

@@ -2,7 +2,8 @@
 """Cross-task BatchNorm: statistics over every rank's batch, whatever task,
 batch size and image size each rank runs (SIMT with synchronised BN, the
 paper's Section 3.2)."""
-from typing import List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -14,6 +15,52 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gppf_mm.registry import MODELS
 
 _FULL_PRECISION = (torch.float32, torch.float64)
+
+
+class CollectiveRecord:
+    """The cross-task norms that made a forward collective in one training
+    step, with their outputs (see :func:`record_collectives`)."""
+
+    def __init__(self, task: Optional[str],
+                 names: Dict[int, str]) -> None:
+        self.task = task
+        self.names = names
+        self.calls: List[tuple] = []  # (norm, output)
+        self._seen: set = set()
+
+    def name(self, module: nn.Module) -> str:
+        return self.names.get(id(module), type(module).__name__)
+
+    def before(self, module: nn.Module) -> None:
+        """Refuse a second collective of one norm in a step: the ranks that
+        run it once would pair it with their backward collectives."""
+        if id(module) in self._seen:
+            raise RuntimeError(
+                f'task {self.task!r}: the cross-task norm '
+                f'{self.name(module)} ran twice in one training step (the '
+                "task's algorithm runs the shared backbone more than once). "
+                'Every rank must run each norm once per step, or the ranks\' '
+                'collectives diverge and the job hangs; run the backbone '
+                'once, or train this task without cross_task_bn.')
+        self._seen.add(id(module))
+
+
+_RECORD: Optional[CollectiveRecord] = None
+
+
+@contextmanager
+def record_collectives(task: Optional[str] = None,
+                       names: Optional[Dict[int, str]] = None
+                       ) -> Iterator[CollectiveRecord]:
+    """Record every cross-task norm that all-reduces in the block (training
+    with more than one rank), and refuse a norm that does so twice."""
+    global _RECORD
+    previous = _RECORD
+    _RECORD = CollectiveRecord(task, names or {})
+    try:
+        yield _RECORD
+    finally:
+        _RECORD = previous
 
 
 def _world_size(group) -> int:
@@ -370,7 +417,13 @@ class CrossTaskBatchNorm2d(_BatchNorm):
             if self.num_tasks and self.active_task is not None:
                 self._track_local_task_stats(x)
             return out
-        return _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
+        record = _RECORD
+        if record is not None:
+            record.before(self)
+        out = _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
+        if record is not None:
+            record.calls.append((self, out))
+        return out
 
     @torch.no_grad()
     def _track_local_task_stats(self, x: torch.Tensor) -> None:
