@@ -10,27 +10,45 @@ import torch.utils.checkpoint as cp
 from .gumbel_controller import Routing
 
 
-class _StraightThroughGate(torch.autograd.Function):
-    """The gate of a hard (one-hot) routing.
+class _Gate(torch.autograd.Function):
+    """A unit's output times its routing weight.
 
-    Forward returns the unit output as it is: the sampled one-hot weight has
-    the value 1. Backward passes the output gradient to the unit unchanged
-    and gives the weight its gradient ``<grad, y>``, so the controller logits
-    learn without an extra activation-sized tensor being kept for backward.
+    ``hard=True``: the gate of a hard (one-hot) routing. Forward returns the
+    unit output as it is (the sampled one-hot weight has the value 1);
+    backward passes the output gradient to the unit unchanged and gives the
+    weight its straight-through gradient ``<grad, y>``, without an extra
+    activation-sized tensor kept for backward. ``hard=False``: ``y *
+    weight`` of a soft mixture.
+
+    The weight's gradient is reduced in float32 and returned in the
+    weight's dtype. Under fp16 autocast ``y`` and its gradient are fp16 and
+    the gradient carries the loss scale: summed in fp16 over a layer's
+    millions of elements, ``<grad, y>`` exceeds fp16's largest value
+    (65504) long before any element does, and the scaler then skips step
+    after step. In float32 the result is the same as before.
     """
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(y)
-        return y.view_as(y)
+    def forward(ctx, y: torch.Tensor, weight: torch.Tensor,
+                hard: bool) -> torch.Tensor:
+        ctx.hard = hard
+        ctx.weight_dtype = weight.dtype
+        if hard:
+            ctx.save_for_backward(y)
+            return y.view_as(y)
+        ctx.save_for_backward(y, weight)
+        return y * weight.to(y.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        y = ctx.saved_tensors[0]
+        grad_y = grad if ctx.hard else grad * ctx.saved_tensors[1].to(
+            grad.dtype)
         grad_weight = None
         if ctx.needs_input_grad[1]:
-            (y, ) = ctx.saved_tensors
-            grad_weight = (grad * y).sum()
-        return grad, grad_weight
+            grad_weight = (grad.float() * y.float()).sum().to(
+                ctx.weight_dtype)
+        return grad_y, grad_weight, None
 
 
 class LegoLayer(nn.Module):
@@ -114,11 +132,12 @@ class LegoLayer(nn.Module):
             return self.units[k](x, *args, **kwargs)
         if len(active) == 1:
             (k, ) = active
-            return _StraightThroughGate.apply(
-                self.units[k](x, *args, **kwargs), weights[k])
+            return _Gate.apply(self.units[k](x, *args, **kwargs),
+                               weights[k], True)
         out = None
         for k in active:
-            y = self.units[k](x, *args, **kwargs) * weights[k]
+            y = _Gate.apply(self.units[k](x, *args, **kwargs), weights[k],
+                            False)
             out = y if out is None else out + y
         return out
 
