@@ -4,7 +4,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=5000, by_epoch=False),
+    checkpoint=dict(
+        type='GPPFCheckpointHook', interval=5000, by_epoch=False),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

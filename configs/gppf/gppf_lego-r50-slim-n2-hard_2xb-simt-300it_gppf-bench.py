@@ -82,7 +82,7 @@ custom_hooks = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters,
+    checkpoint=dict(type='GPPFCheckpointHook', interval=max_iters,
                     by_epoch=False, max_keep_ckpts=2))
 log_processor = dict(window_size=20)
 randomness = dict(seed=0)

@@ -1,12 +1,19 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """A Runner that reads a GPPF config's ``tasks`` dict."""
+import os
+import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 
 from gppf_mm.registry import RUNNERS
-from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
+from gppf_mm.utils.checkpoint import (
+    commit_file,
+    gppf_checkpoint_loading,
+    partial_name,
+)
 
 from .task_config import expand_tasks
 
@@ -21,7 +28,9 @@ class GPPFRunner(Runner):
     :mod:`gppf_mm.engine.task_config`). Select it in a config with
     ``runner_type = 'GPPFRunner'``.
 
-    Checkpoints are read with gppf_mm's safe loader
+    Checkpoints are written atomically (a temporary file, flushed to disk
+    and renamed: a crash during a save leaves no partial file at the final
+    name) and read with gppf_mm's safe loader
     (:func:`gppf_mm.utils.checkpoint.gppf_checkpoint_loading`), which
     MMEngine 0.10 needs on torch >= 2.6; other runners are not affected.
     """
@@ -75,6 +84,23 @@ class GPPFRunner(Runner):
             super().scale_lr(optim_wrapper, auto_scale_lr)
         finally:
             self._train_dataloader = configured
+
+    @master_only
+    def save_checkpoint(self, out_dir: str, filename: str, *args,
+                        **kwargs) -> None:
+        remote = '://' in str(out_dir) or any(
+            kwargs.get(k) for k in ('file_client_args', 'backend_args')) or (
+                args and args[0])
+        if remote:
+            return super().save_checkpoint(out_dir, filename, *args,
+                                           **kwargs)
+        tmp = partial_name(filename)
+        try:
+            super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+            commit_file(osp.join(out_dir, tmp), osp.join(out_dir, filename))
+        finally:
+            if osp.exists(osp.join(out_dir, tmp)):
+                os.remove(osp.join(out_dir, tmp))
 
     def load_checkpoint(self, *args, **kwargs):
         with gppf_checkpoint_loading():

@@ -149,3 +149,41 @@ def load_checkpoint_file(filename: str,
     with gppf_checkpoint_loading():
         return CheckpointLoader.load_checkpoint(
             filename, map_location=map_location)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp_path: str, final_path: str) -> None:
+    """Flush ``tmp_path`` to disk and rename it to ``final_path`` in one
+    step: a reader (or a crash) sees the old file or the complete new one,
+    never a partial file at ``final_path``."""
+    with open(tmp_path, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp_path, final_path)
+    _fsync_dir(osp.dirname(osp.abspath(final_path)))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a small text file (e.g. ``last_checkpoint``) atomically."""
+    tmp = osp.join(osp.dirname(osp.abspath(path)),
+                   f'.{osp.basename(path)}.partial-{os.getpid()}')
+    with open(tmp, 'w') as f:
+        f.write(text)
+    commit_file(tmp, path)
+
+
+def partial_name(filename: str) -> str:
+    """The temporary name a checkpoint is written under before it is
+    renamed to ``filename`` (hidden, never matched by ``iter_*.pth``)."""
+    return f'.{filename}.partial-{os.getpid()}'

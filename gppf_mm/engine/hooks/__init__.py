@@ -1,4 +1,5 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
+from .checkpoint_hook import GPPFCheckpointHook
 from .selection_logger_hook import SelectionLoggerHook
 from .simt_state_hook import SIMTStateHook
 from .temperature_hook import (
@@ -8,6 +9,7 @@ from .temperature_hook import (
 )
 
 __all__ = [
+    'GPPFCheckpointHook',
     'GumbelTemperatureHook', 'SelectionLoggerHook', 'SIMTStateHook',
     'linear_temperature', 'controllers'
 ]
