@@ -18,6 +18,7 @@ from gppf_mm.registry import MODEL_WRAPPERS
 
 from .collective_check import CollectiveCheck
 from .fusion_plan import BufferPool, FusionPlan, reached_parameters
+from .nonfinite import NonFiniteGuard
 
 
 def _world_size(group=None) -> int:
@@ -100,6 +101,13 @@ class GradientFusionWrapper(nn.Module):
             tasks make: ``'zero_grad'`` (default) gives them zero gradients
             in that task's steps and logs a warning, ``'error'`` raises (see
             :mod:`gppf_mm.engine.model_wrappers.collective_check`).
+        nonfinite (str): a non-finite loss or gradient in a step, on any
+            rank: ``'skip'`` (default) the update on every rank and restore
+            the norms' statistics, ``'raise'`` a ``FloatingPointError``
+            naming the task(s) and the iteration, ``'off'`` step anyway (see
+            :mod:`gppf_mm.engine.model_wrappers.nonfinite`).
+        max_consecutive_skips (int): with ``'skip'``, raise after this many
+            skipped updates in a row. Defaults to 10.
         process_group (ProcessGroup, optional): defaults to the default
             process group.
 
@@ -120,6 +128,8 @@ class GradientFusionWrapper(nn.Module):
                  sync_norms: bool = True,
                  overlap: Optional[bool] = None,
                  unused_norms: str = 'zero_grad',
+                 nonfinite: str = 'skip',
+                 max_consecutive_skips: int = 10,
                  process_group=None) -> None:
         super().__init__()
         if bucket_size_mb <= 0:
@@ -152,6 +162,8 @@ class GradientFusionWrapper(nn.Module):
         self._snapshot_norms()
         self.collectives = CollectiveCheck(
             module, unused_norms, active=self.distributed)
+        self.nonfinite = NonFiniteGuard(module, nonfinite,
+                                        max_consecutive_skips, process_group)
         # taken again before the first update: a resumed run loads its
         # checkpoint (and the norms' counters) after the wrapper is built
         self._snapshot_due = True
@@ -208,6 +220,10 @@ class GradientFusionWrapper(nn.Module):
             self._snapshot_norms()
             self._snapshot_due = False
         task = data.get('task') if isinstance(data, dict) else None
+        # AMP's loss scaler makes its own (equally rank-consistent) decision
+        guard = not hasattr(optim_wrapper, 'loss_scaler')
+        if guard:
+            self.nonfinite.snapshot()
         with optim_wrapper.optim_context(self), \
                 self.collectives.record(task) as record:
             data = self.module.data_preprocessor(data, training=True)
@@ -232,7 +248,9 @@ class GradientFusionWrapper(nn.Module):
             raise
         if optim_wrapper.should_update():
             self.fuse_gradients()
-            optim_wrapper.step()
+            if not guard or self.nonfinite.check(self._trainable(), task,
+                                                 parsed_loss):
+                optim_wrapper.step()
             optim_wrapper.zero_grad()
             if self.sync_norms:
                 self.sync_norm_buffers()
