@@ -34,10 +34,11 @@ from typing import Any, List, Optional
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
-from gppf_mm.utils.setup_env import scope_of, with_scope
+from gppf_mm.utils.setup_env import UPSTREAM_SCOPES, scope_of, with_scope
 
 TEMPLATE_KEY = 'template'
-KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric')
+KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric',
+                  TRANSFORMS='transform')
 
 KNOWN_TASK_KEYS = {
     'algorithm', 'sample_weight', 'loss_weight', 'train_dataloader',
@@ -147,6 +148,59 @@ def resolve_templates(tasks: Any, algorithms: Any) -> None:
         task['algorithm'] = ConfigDict(merged.to_dict())
 
 
+def _check_dataset(task: str, field: str, dataset: Any, scope: str) -> None:
+    """The dataset type, wrapped datasets and pipeline transforms exist in
+    the task's library (also when ``metainfo`` names the classes)."""
+    if not isinstance(dataset, dict):
+        raise _err(task, field, f'must be a dict, got {dataset!r}')
+    _lookup(task, field, dataset, 'DATASETS', scope)
+    scope = scope_of(dataset) or scope
+    for key in ('dataset', 'datasets'):
+        if key in dataset:
+            inner = dataset[key]
+            items = inner if isinstance(inner, (list, tuple)) else [inner]
+            for i, item in enumerate(items):
+                sub = f'{field}.{key}' + (f'[{i}]' if key == 'datasets'
+                                          else '')
+                _check_dataset(task, sub, item, scope)
+    pipeline = dataset.get('pipeline') or []
+    if not isinstance(pipeline, (list, tuple)):
+        raise _err(task, f'{field}.pipeline',
+                   f'must be a list of transforms, got {pipeline!r}')
+    for i, step in enumerate(pipeline):
+        if isinstance(step, dict):
+            _lookup(task, f'{field}.pipeline[{i}]', step, 'TRANSFORMS',
+                    scope)
+
+
+def _check_loader(task: str, field: str, loader: Any, scope: str) -> None:
+    if not isinstance(loader, dict):
+        raise _err(task, field, f'must be a dict, got {loader!r}')
+    if 'dataset' not in loader:
+        raise _err(task, f'{field}.dataset', 'missing')
+    batch_size = loader.get('batch_size', 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or \
+            batch_size < 1:
+        raise _err(task, f'{field}.batch_size',
+                   f'must be an int >= 1, got {batch_size!r}')
+    _check_dataset(task, f'{field}.dataset', loader['dataset'], scope)
+
+
+def _check_evaluator(task: str, field: str, evaluator: Any,
+                     scope: str) -> None:
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        _check_evaluator(task, f'{field}.metrics', evaluator['metrics'],
+                         scope)
+        return
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [
+        evaluator
+    ]
+    for i, metric in enumerate(metrics):
+        sub = f'{field}[{i}]' if isinstance(evaluator, (list, tuple)) \
+            else field
+        _lookup(task, sub, metric, 'METRICS', scope)
+
+
 def validate_tasks(tasks: Any) -> None:
     """Check every task of a GPPF config; raise :class:`TaskConfigError`."""
     if not isinstance(tasks, dict) or not tasks:
@@ -168,8 +222,14 @@ def validate_tasks(tasks: Any) -> None:
         if not isinstance(algorithm, dict):
             raise _err(name, 'algorithm', f'must be a dict, got {algorithm!r}')
         if scope_of(algorithm) is None:
+            type_ = algorithm.get('type')
+            if isinstance(type_, str) and '.' in type_:
+                raise _err(
+                    name, 'algorithm.type',
+                    f'unknown library scope {type_.split(".", 1)[0]!r} in '
+                    f'{type_!r}; known: {sorted(UPSTREAM_SCOPES)}')
             raise _err(
-                name, 'algorithm.type', f'{algorithm.get("type")!r} must '
+                name, 'algorithm.type', f'{type_!r} must '
                 'name its library, e.g. "mmdet.MaskRCNN"')
         scope = scope_of(algorithm)
         _lookup(name, 'algorithm', algorithm, 'MODELS', scope)
@@ -177,26 +237,37 @@ def validate_tasks(tasks: Any) -> None:
             raise _err(name, 'train_dataloader', 'missing: every task needs '
                        'a training dataloader')
         loader = task['train_dataloader']
-        if not isinstance(loader, dict) or 'dataset' not in loader:
-            raise _err(name, 'train_dataloader.dataset', 'missing')
+        _check_loader(name, 'train_dataloader', loader, scope)
         for split in ('val', 'test'):
+            if f'{split}_dataloader' in task and \
+                    task[f'{split}_dataloader'] is None:
+                continue  # this task explicitly has no such split
             has_loader = f'{split}_dataloader' in task
-            has_eval = f'{split}_evaluator' in task
+            has_eval = task.get(f'{split}_evaluator') is not None
             if has_loader != has_eval:
                 missing = f'{split}_evaluator' if has_loader else \
                     f'{split}_dataloader'
                 raise _err(name, missing,
                            f'missing (a {split} split needs both a '
                            'dataloader and an evaluator)')
+            if has_loader:
+                _check_loader(name, f'{split}_dataloader',
+                              task[f'{split}_dataloader'], scope)
+                _check_evaluator(name, f'{split}_evaluator',
+                                 task[f'{split}_evaluator'], scope)
         weight = task.get('sample_weight', 1.0)
-        if not isinstance(weight, numbers.Real) or weight < 0:
+        if isinstance(weight, bool) or not isinstance(
+                weight, numbers.Real) or not weight > 0:
             raise _err(name, 'sample_weight',
-                       f'must be a number >= 0, got {weight!r}')
+                       f'must be a number > 0, got {weight!r} (a task that '
+                       'is never sampled never trains its head: leave it '
+                       'out of `tasks` instead)')
         total += float(weight)
         loss_weight = task.get('loss_weight', 1.0)
-        if not isinstance(loss_weight, numbers.Real):
+        if isinstance(loss_weight, bool) or not isinstance(
+                loss_weight, numbers.Real) or loss_weight < 0:
             raise _err(name, 'loss_weight',
-                       f'must be a number, got {loss_weight!r}')
+                       f'must be a number >= 0, got {loss_weight!r}')
         classes = _dataset_classes(name, 'train_dataloader.dataset',
                                    loader['dataset'], scope)
         if classes is not None:
@@ -206,6 +277,17 @@ def validate_tasks(tasks: Any) -> None:
                         name, field,
                         f'num_classes={num} disagrees with the '
                         f'{len(classes)} classes of its dataset {classes}')
+    for split in ('val', 'test'):
+        key = f'{split}_dataloader'
+        having = [n for n, t in tasks.items() if t.get(key) is not None]
+        lacking = [n for n, t in tasks.items() if key not in t]
+        if having and lacking:
+            raise _err(
+                lacking[0], f'{split}_dataloader',
+                f'missing: tasks {having} have a {split} set and this task '
+                f'has none, so it would silently not be evaluated; give it '
+                f'{split}_dataloader and {split}_evaluator, or set '
+                f'{split}_dataloader=None to leave it out on purpose')
     if not total > 0:
         raise TaskConfigError(
             'the tasks\' sample_weight values must sum to a positive number, '
@@ -281,7 +363,10 @@ def expand_tasks(cfg: Config, only: Optional[List[str]] = None) -> Config:
     }
     cfg.train_cfg = train_cfg
     for split in ('val', 'test'):
-        names = [n for n, t in tasks.items() if f'{split}_dataloader' in t]
+        names = [
+            n for n, t in tasks.items()
+            if t.get(f'{split}_dataloader') is not None
+        ]
         if not names:
             cfg[f'{split}_dataloader'] = None
             cfg[f'{split}_evaluator'] = None

@@ -59,7 +59,9 @@ def cfg():
                 dict(
                     type='BaseSegDataset',
                     metainfo=dict(classes=('a', 'b', 'c')),
-                    pipeline=[]))),
+                    pipeline=[dict(type='LoadImageFromFile'),
+                              dict(type='PackSegInputs')])),
+            val_dataloader=None),
         cls=dict(
             algorithm=dict(
                 template='image_classifier',
@@ -69,7 +71,8 @@ def cfg():
                 dict(
                     type='CustomDataset',
                     metainfo=dict(classes=('w', 'x', 'y', 'z')),
-                    pipeline=[]))))
+                    pipeline=[])),
+            val_dataloader=None))
     return Config(
         dict(
             algorithms=algorithms,
@@ -129,11 +132,10 @@ def test_val_split_needs_evaluator(cfg):
 
 
 def test_sampling_weights(cfg):
-    for task in cfg.tasks.values():
-        task['sample_weight'] = 0
-    _expect(cfg, 'sample_weight values must sum to a positive number')
+    cfg.tasks.seg.sample_weight = 0
+    _expect(cfg, r"task 'seg', field 'sample_weight': must be a number > 0")
     cfg.tasks.seg.sample_weight = -1
-    _expect(cfg, r"task 'seg', field 'sample_weight': must be a number >= 0")
+    _expect(cfg, r"task 'seg', field 'sample_weight': must be a number > 0")
 
 
 def test_class_count_disagrees(cfg):
@@ -161,3 +163,101 @@ def test_unknown_field_and_empty():
     with pytest.raises(TaskConfigError,
                        match=r"task 'a', field 'smaple_weight': unknown"):
         validate_tasks(copy.deepcopy(tasks))
+
+
+def _set(path, value):
+    """A mutation that sets ``cfg.tasks.<path>`` (dots and [i])."""
+
+    def mutate(cfg):
+        node = cfg.tasks
+        keys = path.replace('[', '.').replace(']', '').split('.')
+        for key in keys[:-1]:
+            node = node[int(key)] if key.isdigit() else node[key]
+        last = keys[-1]
+        if value is DELETE:
+            del node[last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+DELETE = object()
+DET_DS = 'det.train_dataloader.dataset'
+# (case, mutation, the message's start: task, field and what is wrong)
+BAD_CONFIGS = [
+    ('missing algorithm', _set('cls.algorithm', DELETE),
+     r"task 'cls', field 'algorithm': missing"),
+    ('misspelled field', _set('cls.val_dataloder', dict()),
+     r"task 'cls', field 'val_dataloder': unknown field"),
+    ('algorithm not a dict', _set('cls.algorithm', 'ImageClassifier'),
+     r"task 'cls', field 'algorithm': must be a dict"),
+    ('algorithm without library', _set('cls.algorithm.type',
+                                       'ImageClassifier'),
+     r"task 'cls', field 'algorithm.type': 'ImageClassifier' must name its "
+     r'library'),
+    ('unknown library scope', _set('cls.algorithm.type',
+                                   'mmfoo.ImageClassifier'),
+     r"task 'cls', field 'algorithm.type': unknown library scope 'mmfoo'"),
+    ('dataloader without dataset', _set('seg.train_dataloader.dataset',
+                                        DELETE),
+     r"task 'seg', field 'train_dataloader.dataset': missing"),
+    ('batch size of a wrong type', _set('seg.train_dataloader.batch_size',
+                                        '4'),
+     r"task 'seg', field 'train_dataloader.batch_size': must be an int >= 1"),
+    ('batch size 0', _set('seg.train_dataloader.batch_size', 0),
+     r"task 'seg', field 'train_dataloader.batch_size': must be an int >= 1"),
+    ('unknown dataset type with metainfo', _set(DET_DS + '.type',
+                                                'CocoDatset'),
+     r"task 'det', field 'train_dataloader.dataset.type': 'CocoDatset' is not "
+     r'a registered dataset type of mmdet'),
+    ('unknown dataset type without metainfo', lambda cfg: (
+        cfg.tasks.det.train_dataloader.dataset.pop('metainfo'),
+        cfg.tasks.det.train_dataloader.dataset.update(type='CocoDatset')),
+     r"task 'det', field 'train_dataloader.dataset.type': 'CocoDatset'"),
+    ('dataset of another library', _set(DET_DS + '.type', 'ADE20KDataset'),
+     r"task 'det', field 'train_dataloader.dataset.type': 'ADE20KDataset' is "
+     r'not a registered dataset type of mmdet'),
+    ('unknown transform', _set('seg.train_dataloader.dataset.pipeline[1]',
+                               dict(type='PackDetInputz')),
+     r"task 'seg', field 'train_dataloader.dataset.pipeline\[1\].type': "
+     r"'PackDetInputz' is not a registered transform type of mmseg"),
+    ('unknown metric type', _set('det.val_evaluator.type', 'CocoMetrc'),
+     r"task 'det', field 'val_evaluator.type': 'CocoMetrc' is not a "
+     r'registered metric type of mmdet'),
+    ('metric of another library', _set('det.val_evaluator.type',
+                                       'IoUMetric'),
+     r"task 'det', field 'val_evaluator.type': 'IoUMetric' is not a "
+     r'registered metric type of mmdet'),
+    ('unknown val dataset type', _set('det.val_dataloader.dataset.type',
+                                      'CocoDatset'),
+     r"task 'det', field 'val_dataloader.dataset.type': 'CocoDatset'"),
+    ('val set without evaluator', _set('det.val_evaluator', DELETE),
+     r"task 'det', field 'val_evaluator': missing"),
+    ('a task with no val set', _set('seg.val_dataloader', DELETE),
+     r"task 'seg', field 'val_dataloader': missing: tasks \['det'\] have a "
+     r'val set'),
+    ('sample weight 0', _set('cls.sample_weight', 0),
+     r"task 'cls', field 'sample_weight': must be a number > 0"),
+    ('negative sample weight', _set('cls.sample_weight', -2.5),
+     r"task 'cls', field 'sample_weight': must be a number > 0"),
+    ('sample weight of a wrong type', _set('cls.sample_weight', '2'),
+     r"task 'cls', field 'sample_weight': must be a number > 0"),
+    ('negative loss weight', _set('cls.loss_weight', -1),
+     r"task 'cls', field 'loss_weight': must be a number >= 0"),
+    ('class count', _set('cls.algorithm.head.num_classes', 5),
+     r"task 'cls', field 'algorithm.head.num_classes': num_classes=5 "
+     r'disagrees with the 4 classes'),
+]
+
+
+@pytest.mark.parametrize('mutate, message', [c[1:] for c in BAD_CONFIGS],
+                         ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_table(cfg, mutate, message):
+    """Every case fails in expand_tasks, before any data is read (the data
+    paths do not exist), with a message naming the task and the field."""
+    expand_tasks(copy.deepcopy(cfg))  # the unchanged config is valid
+    mutate(cfg)
+    _expect(cfg, '^' + message)
