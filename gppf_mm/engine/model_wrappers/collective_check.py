@@ -16,7 +16,7 @@ the loss with zero gradients: every norm then makes its backward collective,
 with gradients unchanged. ``mode='error'`` raises instead, naming the task
 and the norms. A norm that runs twice in one step (an algorithm that calls
 the shared backbone twice) is refused before its second collective (see
-:func:`gppf_mm.models.layers.cross_task_bn.record_collectives`).
+:func:`gppf_mm.models.layers.collectives.record_collectives`).
 """
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Set
@@ -26,7 +26,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from gppf_mm.models.layers import CrossTaskBatchNorm2d
-from gppf_mm.models.layers.cross_task_bn import (
+from gppf_mm.models.layers.collectives import (
     CollectiveRecord,
     record_collectives,
 )

@@ -2,8 +2,7 @@
 """Cross-task BatchNorm: statistics over every rank's batch, whatever task,
 batch size and image size each rank runs (SIMT with synchronised BN, the
 paper's Section 3.2)."""
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -14,53 +13,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from gppf_mm.registry import MODELS
 
+from . import collectives
+from .collectives import all_reduce_named
+
 _FULL_PRECISION = (torch.float32, torch.float64)
-
-
-class CollectiveRecord:
-    """The cross-task norms that made a forward collective in one training
-    step, with their outputs (see :func:`record_collectives`)."""
-
-    def __init__(self, task: Optional[str],
-                 names: Dict[int, str]) -> None:
-        self.task = task
-        self.names = names
-        self.calls: List[tuple] = []  # (norm, output)
-        self._seen: set = set()
-
-    def name(self, module: nn.Module) -> str:
-        return self.names.get(id(module), type(module).__name__)
-
-    def before(self, module: nn.Module) -> None:
-        """Refuse a second collective of one norm in a step: the ranks that
-        run it once would pair it with their backward collectives."""
-        if id(module) in self._seen:
-            raise RuntimeError(
-                f'task {self.task!r}: the cross-task norm '
-                f'{self.name(module)} ran twice in one training step (the '
-                "task's algorithm runs the shared backbone more than once). "
-                'Every rank must run each norm once per step, or the ranks\' '
-                'collectives diverge and the job hangs; run the backbone '
-                'once, or train this task without cross_task_bn.')
-        self._seen.add(id(module))
-
-
-_RECORD: Optional[CollectiveRecord] = None
-
-
-@contextmanager
-def record_collectives(task: Optional[str] = None,
-                       names: Optional[Dict[int, str]] = None
-                       ) -> Iterator[CollectiveRecord]:
-    """Record every cross-task norm that all-reduces in the block (training
-    with more than one rank), and refuse a norm that does so twice."""
-    global _RECORD
-    previous = _RECORD
-    _RECORD = CollectiveRecord(task, names or {})
-    try:
-        yield _RECORD
-    finally:
-        _RECORD = previous
 
 
 def _world_size(group) -> int:
@@ -93,7 +49,7 @@ class _CrossTaskBNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: Optional[torch.Tensor],
                 bias: Optional[torch.Tensor], bn: 'CrossTaskBatchNorm2d'):
-        group, k, n_units = bn.process_group, bn.unit_index, bn.num_units
+        k, n_units = bn.unit_index, bn.num_units
         c = x.shape[1]
         dtype = _compute_dtype(x.dtype)
         xc = x if x.dtype == dtype else x.to(dtype)
@@ -112,7 +68,7 @@ class _CrossTaskBNFunction(torch.autograd.Function):
             mean64, var64 = mean.double(), var.double()
             buf[k, 1:c + 1] = mean64 * count
             buf[k, c + 1:2 * c + 1] = (var64 + mean64 * mean64) * count
-        dist.all_reduce(buf, group=group)
+        all_reduce_named(buf, bn, 'forward')
 
         counts = buf[:, 0]
         totals = counts.clamp(min=1)[:, None]
@@ -140,7 +96,7 @@ class _CrossTaskBNFunction(torch.autograd.Function):
     def backward(ctx, dy: torch.Tensor):
         x, weight, mean, invstd = ctx.saved_tensors
         bn = ctx.bn
-        group, k, n_units = bn.process_group, bn.unit_index, bn.num_units
+        k, n_units = bn.unit_index, bn.num_units
         c = x.shape[1]
         dtype = mean.dtype
         shape = (1, c, 1, 1)
@@ -155,7 +111,7 @@ class _CrossTaskBNFunction(torch.autograd.Function):
                           device=x.device)
         buf[k, :c] = sum_dy
         buf[k, c:] = sum_dy_xmu
-        dist.all_reduce(buf, group=group)
+        all_reduce_named(buf, bn, 'backward')
 
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -417,7 +373,7 @@ class CrossTaskBatchNorm2d(_BatchNorm):
             if self.num_tasks and self.active_task is not None:
                 self._track_local_task_stats(x)
             return out
-        record = _RECORD
+        record = collectives.current_record()
         if record is not None:
             record.before(self)
         out = _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
@@ -519,9 +475,11 @@ def convert_cross_task_bn(module: nn.Module,
         return m
 
     module = convert(module)
-    for m in module.modules():
+    for name, m in module.named_modules():
         if isinstance(m, LegoLayer):
             m.bind_unit_slots()
+        elif isinstance(m, CrossTaskBatchNorm2d):
+            m.layer_name = name or type(m).__name__
     return module
 
 
