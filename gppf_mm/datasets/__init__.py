@@ -1,4 +1,5 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
+from .task_dataset import TaskDataError, TaskDataset
 from .task_sampler import (
     SAMPLING_MODES,
     ResumableInfiniteSampler,
@@ -12,5 +13,5 @@ from .task_sampler import (
 __all__ = [
     'TaskSampler', 'ResumableInfiniteSampler', 'normalise_task_weights',
     'sampler_seed', 'rank_stream_start', 'rank_index_stream',
-    'SAMPLING_MODES'
+    'SAMPLING_MODES', 'TaskDataset', 'TaskDataError'
 ]

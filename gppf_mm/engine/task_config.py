@@ -42,7 +42,8 @@ KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric',
 
 KNOWN_TASK_KEYS = {
     'algorithm', 'sample_weight', 'loss_weight', 'train_dataloader',
-    'val_dataloader', 'val_evaluator', 'test_dataloader', 'test_evaluator'
+    'val_dataloader', 'val_evaluator', 'test_dataloader', 'test_evaluator',
+    'skip_bad_samples'
 }
 
 
@@ -263,6 +264,10 @@ def validate_tasks(tasks: Any) -> None:
                        'is never sampled never trains its head: leave it '
                        'out of `tasks` instead)')
         total += float(weight)
+        skip = task.get('skip_bad_samples', 0)
+        if not isinstance(skip, (bool, int)) or skip < 0:
+            raise _err(name, 'skip_bad_samples',
+                       f'must be a bool or an int >= 0, got {skip!r}')
         loss_weight = task.get('loss_weight', 1.0)
         if isinstance(loss_weight, bool) or not isinstance(
                 loss_weight, numbers.Real) or loss_weight < 0:
@@ -303,6 +308,17 @@ def _scoped_loader(loader: dict, scope: str) -> dict:
         dataset = dict(dataset)
         dataset['_scope_'] = scope
     loader['dataset'] = with_scope(dataset)
+    return loader
+
+
+def _task_loader(name: str, task: dict, scope: str) -> dict:
+    """The task's train dataloader, its dataset wrapped in
+    :class:`~gppf_mm.datasets.TaskDataset` (errors that name the task and
+    the file; ``skip_bad_samples``)."""
+    loader = _scoped_loader(task['train_dataloader'], scope)
+    loader['dataset'] = dict(
+        type='gppf_mm.TaskDataset', dataset=loader['dataset'], task=name,
+        skip_bad_samples=task.get('skip_bad_samples', 0))
     return loader
 
 
@@ -352,7 +368,7 @@ def expand_tasks(cfg: Config, only: Optional[List[str]] = None) -> Config:
     }
     scopes = {name: scope_of(t['algorithm']) for name, t in tasks.items()}
     cfg.train_dataloader = {
-        name: _scoped_loader(t['train_dataloader'], scopes[name])
+        name: _task_loader(name, t, scopes[name])
         for name, t in tasks.items()
     }
     train_cfg = cfg.get('train_cfg') or ConfigDict(type='SIMTTrainLoop')

@@ -89,9 +89,12 @@ def test_valid_config_expands(cfg):
     # the template's other fields survive the override
     assert out.model.tasks.det.algorithm.roi_head.bbox_head.in_channels == 64
     assert out.train_cfg.task_weights == dict(det=2.0, seg=1.0, cls=1.0)
-    assert out.train_dataloader.det.dataset._scope_ == 'mmdet'
-    assert out.train_dataloader.seg.dataset._scope_ == 'mmseg'
-    assert out.train_dataloader.cls.dataset._scope_ == 'mmpretrain'
+    for task, scope in (('det', 'mmdet'), ('seg', 'mmseg'),
+                        ('cls', 'mmpretrain')):
+        wrapped = out.train_dataloader[task].dataset
+        assert wrapped.type == 'gppf_mm.TaskDataset'
+        assert wrapped.task == task and wrapped.skip_bad_samples == 0
+        assert wrapped.dataset._scope_ == scope
     assert list(out.val_dataloader) == ['det']
     assert out.val_evaluator.det.type == 'mmdet.CocoMetric'
     assert out.val_cfg.type == 'MultiTaskValLoop'
