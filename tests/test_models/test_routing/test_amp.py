@@ -10,6 +10,7 @@ from gppf_mm.models.routing import LegoLayer
 from gppf_mm.models.routing.gumbel_controller import Routing
 
 DTYPES = [torch.float16, torch.bfloat16]
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
@@ -57,9 +58,10 @@ def test_float32_gradients_by_hand():
     assert gw.tolist() == [30.0, 30.0]
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('mode', ['hard', 'soft'])
-def test_fifty_autocast_steps_keep_a_finite_loss_scale(dtype, mode):
+def test_fifty_autocast_steps_keep_a_finite_loss_scale(dtype, mode, device):
     """50 SGD steps of a lego ResNet-18 under autocast with a loss of about
     10 (a detector's sum of terms): fp16 with a GradScaler starting at
     2^16. The scaler settles on a scale that the activations' gradients
@@ -69,15 +71,15 @@ def test_fifty_autocast_steps_keep_a_finite_loss_scale(dtype, mode):
     backbone = LegoResNet(depth=18, base_channels=8, num_units=2,
                           tasks=['t'], routing_mode=mode, out_indices=(3, ))
     backbone.init_weights()
-    backbone.train()
+    backbone.to(device).train()
     named = list(backbone.named_parameters())
     optim = torch.optim.SGD([p for _, p in named], lr=0.01, momentum=0.9)
-    scaler = torch.amp.GradScaler('cpu', enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device, enabled=dtype == torch.float16)
     g = torch.Generator().manual_seed(1)
     logits_alone = 0
     for _ in range(50):
-        x = torch.randn(2, 3, 64, 64, generator=g)
-        with backbone.use_task('t'), torch.autocast('cpu', dtype=dtype):
+        x = torch.randn(2, 3, 64, 64, generator=g).to(device)
+        with backbone.use_task('t'), torch.autocast(device, dtype=dtype):
             (feat, ) = backbone(x)
             loss = 10 * (feat.float() - 1.0).pow(2).mean()
         assert torch.isfinite(loss)
