@@ -7,6 +7,7 @@ from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
 from gppf_mm.registry import MODELS
@@ -123,6 +124,21 @@ class GPPF(BaseModel):
         # Point the algorithm at the shared backbone without registering it a
         # second time (one copy of its weights in state dicts).
         del algorithm._modules['backbone']
+        # only this task's ranks run its heads: a SyncBN there would be a
+        # collective that the other ranks never enter (a hang on NCCL)
+        from gppf_mm.models.layers import convert_head_sync_bn
+        converted = convert_head_sync_bn(algorithm)
+        if converted:
+            shown = ', '.join(converted[:4]) + (
+                f' and {len(converted) - 4} more'
+                if len(converted) > 4 else '')
+            print_log(
+                f'task {name!r}: {len(converted)} SyncBN layer(s) of its '
+                f'algorithm ({shown}) became TaskLocalBatchNorm: under SIMT '
+                'only the ranks running a task run its heads, so their '
+                'collectives would not be entered by the other ranks; the '
+                'running statistics are averaged over the ranks that ran '
+                'them after each update', logger='current')
         object.__setattr__(algorithm, 'backbone', self.backbone)
         return algorithm
 

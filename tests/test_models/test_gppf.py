@@ -1,6 +1,7 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """GPPF: one shared backbone, the upstream algorithm of every task."""
 import copy
+import logging
 import os.path as osp
 
 import pytest
@@ -170,3 +171,67 @@ def test_task_loss_equals_upstream_algorithm(task_cfgs, task):
             assert any(g is not None for g in grads)
         else:
             assert all(g is None for g in grads)
+
+
+def test_head_sync_bn_becomes_task_local(task_cfgs):
+    """The seg task's heads use SyncBN (as upstream configs do): GPPF
+    converts them, with the state-dict keys of the BN build, and the loss
+    equals the BN build's on the CPU (where SyncBN cannot train)."""
+    from mmengine.logging import MMLogger
+
+    from gppf_mm.models.layers import TaskLocalBatchNorm
+    sync_cfgs = copy.deepcopy(task_cfgs)
+    for head in ('decode_head', 'auxiliary_head'):
+        sync_cfgs['seg']['algorithm'][head]['norm_cfg'] = dict(
+            type='SyncBN', requires_grad=True)
+    logger = MMLogger.get_current_instance()
+    records = []
+
+    class Collect(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        synced = build_gppf(sync_cfgs)
+    finally:
+        logger.removeHandler(handler)
+    plain = build_gppf(task_cfgs)
+    assert not [m for m in synced.modules()
+                if isinstance(m, torch.nn.SyncBatchNorm)]
+    locals_ = [n for n, m in synced.named_modules()
+               if isinstance(m, TaskLocalBatchNorm)]
+    assert locals_ and all(n.startswith('algorithms.seg.') for n in locals_)
+    assert list(synced.state_dict()) == list(plain.state_dict())
+    message = [r for r in records if "task 'seg'" in r]
+    assert message and 'SyncBN layer(s)' in message[0] and \
+        'decode_head.' in message[0]
+    synced.load_state_dict(plain.state_dict())
+    for model in (synced, plain):
+        model.train()
+    losses = []
+    for model in (synced, plain):
+        torch.manual_seed(5)
+        data = model.data_preprocessor(dict(seg_batch(), task='seg'), True)
+        losses.append(model(**data, mode='loss'))
+    for key, value in losses[1].items():
+        torch.testing.assert_close(losses[0][key], value, rtol=0, atol=0)
+
+
+def test_task_local_bn_equals_batchnorm():
+    from gppf_mm.models.layers import convert_head_sync_bn
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1),
+                               torch.nn.SyncBatchNorm(3))
+    head[1].weight.data.uniform_()
+    head[1].weight.requires_grad_(False)
+    ref = torch.nn.BatchNorm2d(3)
+    ref.load_state_dict(head[1].state_dict())
+    assert convert_head_sync_bn(head, 'neck') == ['neck.1']
+    assert not head[1].weight.requires_grad
+    x = torch.randn(4, 3, 5, 5)
+    torch.testing.assert_close(head[1](x), ref(x), rtol=0, atol=0)
+    torch.testing.assert_close(head[1].running_var, ref.running_var)
+    assert head[1](torch.randn(4, 3)).shape == (4, 3)  # as SyncBN accepts

@@ -4,7 +4,9 @@ from .cross_task_bn import (
     convert_cross_task_bn,
     select_task_statistics,
 )
+from .local_bn import TaskLocalBatchNorm, convert_head_sync_bn
 
 __all__ = [
-    'CrossTaskBatchNorm2d', 'convert_cross_task_bn', 'select_task_statistics'
+    'CrossTaskBatchNorm2d', 'convert_cross_task_bn', 'select_task_statistics',
+    'TaskLocalBatchNorm', 'convert_head_sync_bn'
 ]
