@@ -75,6 +75,9 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         routing_mode (str): 'soft', 'hard' or 'argmax' during training;
             eval mode always routes by argmax.
         tau (float): initial Gumbel-Softmax temperature.
+        task (str, optional): the task whose path a forward takes when
+            none is set, for a lego backbone in a plain upstream config
+            (GPPF sets the task of every call itself).
         in_channels (int): input image channels.
         with_cp (bool): recompute every block lego layer (all its units and
             their combination) in backward to save memory.
@@ -106,6 +109,7 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                  tasks: Optional[Sequence[str]] = None,
                  routing_mode: str = 'soft',
                  tau: float = 5.0,
+                 task: Optional[str] = None,
                  in_channels: int = 3,
                  with_cp: bool = False,
                  **kwargs) -> None:
@@ -124,7 +128,7 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         self.in_channels = in_channels
         super().__init__(
             depth=depth, in_channels=in_channels, with_cp=with_cp, **kwargs)
-        self._init_lego(tasks, num_units, routing_mode, tau)
+        self._init_lego(tasks, num_units, routing_mode, tau, task)
 
     # ------------------------------------------------------------ building
     def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:

@@ -99,6 +99,9 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
             (required when ``num_units > 1``).
         routing_mode (str): 'soft', 'hard' or 'argmax' during training.
         tau (float): initial Gumbel-Softmax temperature.
+        task (str, optional): the task whose path a forward takes when
+            none is set, for a lego backbone in a plain upstream config
+            (GPPF sets the task of every call itself).
         init_cfg (dict | list[dict], optional): ``None`` (mmdet's truncated
             normal init), ``dict(type='LegoPretrained', checkpoint=PATH)``
             (a plain Swin checkpoint copied into every unit) and/or
@@ -147,6 +150,7 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
                  tasks: Optional[Sequence[str]] = None,
                  routing_mode: str = 'soft',
                  tau: float = 5.0,
+                 task: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         _check_arch(in_channels, num_units, patch_size, depths, num_heads,
                     strides, out_indices)
@@ -179,7 +183,7 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
         self.in_channels = in_channels
         self.with_cp = with_cp
         self._build_lego_layers(num_units, build_kwargs)
-        self._init_lego(tasks, num_units, routing_mode, tau)
+        self._init_lego(tasks, num_units, routing_mode, tau, task)
 
     # ------------------------------------------------------------ building
     def _build_lego_layers(self, num_units: int, build_kwargs: dict) -> None:

@@ -162,7 +162,8 @@ class LegoBackboneMixin:
                    tasks: Optional[Sequence[str]],
                    num_units: int,
                    routing_mode: str = 'soft',
-                   tau: float = 5.0) -> None:
+                   tau: float = 5.0,
+                   task: Optional[str] = None) -> None:
         self.lego_layer_names = [
             name for name, m in self.named_modules()
             if isinstance(m, LegoLayer)
@@ -185,6 +186,9 @@ class LegoBackboneMixin:
                 num_units=num_units,
                 mode=routing_mode,
                 tau=tau)
+        # the path a forward takes when no task is set (a lego backbone in
+        # a plain upstream config); set_task / use_task override it
+        self.set_task(task)
 
     # -------------------------------------------------------------- tasks
     @property
@@ -216,8 +220,9 @@ class LegoBackboneMixin:
             return [None] * len(self.lego_layer_names)
         if self._task is None:
             raise RuntimeError(
-                'no task is set on the lego backbone; call '
-                f'set_task(name) with one of {self.controller.tasks}')
+                'no task is set on the lego backbone: give task=NAME in its '
+                'config (e.g. in a plain upstream config) or call '
+                f'set_task(NAME), NAME one of {self.controller.tasks}')
         return self.controller.route(self._task)
 
     # ----------------------------------------------------------- read-out

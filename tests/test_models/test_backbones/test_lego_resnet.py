@@ -510,3 +510,33 @@ def test_resnet_to_lego_state_dict_infers_the_architecture():
         resnet_to_lego_state_dict(src, 2, depth=101)
     with pytest.raises(KeyError, match='not a ResNet state dict'):
         infer_resnet_arch({'patch_embed.weight': torch.zeros(1)})
+
+
+def test_task_given_in_the_config_of_a_plain_upstream_model():
+    """A lego backbone in a stock MMPretrain classifier: ``task=`` picks the
+    path, so the upstream model runs it unchanged (before: 'no task is set
+    on the lego backbone' at the first forward)."""
+    from gppf_mm.registry import MODELS
+    from gppf_mm.utils import register_all_modules, with_scope
+    register_all_modules(init_default_scope=False)
+    cfg = dict(
+        type='mmpretrain.ImageClassifier',
+        backbone=dict(type='gppf_mm.LegoResNet', depth=18, base_channels=8,
+                      num_units=2, tasks=['coco', 'ade20k'], task='ade20k',
+                      out_indices=(3, )),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='mmpretrain.LinearClsHead', num_classes=3,
+                  in_channels=64))
+    with DefaultScope.overwrite_default_scope('gppf_mm'):
+        model = MODELS.build(with_scope(cfg)).eval()
+    assert model.backbone.task == 'ade20k'
+    x = torch.rand(2, 3, 32, 32)
+    out = model(x, mode='tensor')
+    with model.backbone.use_task('ade20k'):
+        ref = model(x, mode='tensor')
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    with model.backbone.use_task('coco'):  # use_task overrides it
+        assert model.backbone.task == 'coco'
+    assert model.backbone.task == 'ade20k'
+    with pytest.raises(KeyError, match="unknown task 'voc'"):
+        LegoResNet(depth=18, num_units=2, tasks=['coco'], task='voc')
