@@ -26,6 +26,15 @@ _PLAIN_ARGS = ('depth', 'in_channels', 'stem_channels', 'base_channels',
                'norm_cfg', 'norm_eval', 'with_cp', 'zero_init_residual')
 
 
+def _set_dilation(block: nn.Module, dilation: int) -> None:
+    """The dilation of a residual block's 3x3 convolution (as mmseg's
+    ``ResLayer`` builds the first block with ``contract_dilation``)."""
+    conv = block.conv2 if hasattr(block, 'conv3') else block.conv1
+    conv.dilation = (dilation, dilation)
+    conv.padding = (dilation, dilation)
+    block.dilation = dilation
+
+
 class ResNetStem(nn.Module):
     """The ResNet stem as one unit: conv1-norm1-relu (or the deep stem) and
     the max pooling, built by mmdet's ``ResNet._make_stem_layer``.
@@ -87,7 +96,8 @@ class LegoResNet(LegoBackboneMixin, ResNet):
             (``stem_channels``, ``base_channels``, ``num_stages``,
             ``strides``, ``dilations``, ``out_indices``, ``style``,
             ``deep_stem``, ``avg_down``, ``frozen_stages``, ``conv_cfg``,
-            ``norm_cfg``, ``norm_eval``, ``zero_init_residual``).
+            ``norm_cfg``, ``norm_eval``, ``zero_init_residual``) and
+            mmseg's ``contract_dilation`` (``multi_grid`` is refused).
 
     Example:
         >>> import torch
@@ -124,8 +134,13 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                 raise ValueError(
                     f'LegoResNet does not support {unsupported}; got '
                     f'{unsupported}={kwargs[unsupported]!r}')
+        if kwargs.pop('multi_grid', None) is not None:
+            raise ValueError('LegoResNet does not support multi_grid')
         self._num_units = num_units
         self.in_channels = in_channels
+        # mmseg's ResNetV1c argument: the first block of a dilated stage
+        # uses half the dilation
+        self.contract_dilation = bool(kwargs.pop('contract_dilation', False))
         super().__init__(
             depth=depth, in_channels=in_channels, with_cp=with_cp, **kwargs)
         self._init_lego(tasks, num_units, routing_mode, tau, task)
@@ -146,6 +161,10 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         init of the last norm with ``zero_init_residual``)."""
         kwargs['with_cp'] = False  # the lego layer checkpoints the units
         copies = [ResLayer(**kwargs) for _ in range(self._num_units)]
+        dilation = kwargs.get('dilation', 1)
+        if self.contract_dilation and dilation > 1:
+            for copy in copies:
+                _set_dilation(copy[0], dilation // 2)
         blocks = []
         for i in range(len(copies[0])):
             units = iter([c[i] for c in copies])
@@ -254,6 +273,13 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         for name in _PLAIN_ARGS:
             value = getattr(self, name)
             cfg[name] = list(value) if isinstance(value, tuple) else value
+        if target == 'mmseg':
+            cfg['contract_dilation'] = self.contract_dilation
+        elif self.contract_dilation and max(self.dilations) > 1:
+            raise ValueError(
+                f'a path of a LegoResNet with contract_dilation=True and '
+                f'dilations {self.dilations} only has an mmseg ResNet '
+                f'equivalent; {target}.ResNet has no contract_dilation')
         return cfg
 
     @staticmethod

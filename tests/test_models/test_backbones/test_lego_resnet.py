@@ -540,3 +540,40 @@ def test_task_given_in_the_config_of_a_plain_upstream_model():
     assert model.backbone.task == 'ade20k'
     with pytest.raises(KeyError, match="unknown task 'voc'"):
         LegoResNet(depth=18, num_units=2, tasks=['coco'], task='voc')
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_contract_dilation_equals_mmseg_resnet_v1c(depth):
+    """mmseg's dilated ResNetV1c (as in its DeepLab / PSPNet configs): the
+    first block of a dilated stage uses half the dilation."""
+    arch = dict(depth=depth, deep_stem=True, dilations=(1, 1, 2, 4),
+                strides=(1, 2, 1, 1), contract_dilation=True)
+    model = lego(num_units=2, tasks=['a'], **arch)
+    path = [1, 0] * 8 + [1] if depth == 50 else [1, 0] * 4 + [1]
+    cfg = model.plain_backbone_cfg('mmseg')
+    assert cfg['contract_dilation'] is True
+    plain = MMSegResNetV1c(**dict(
+        SLIM, **{k: v for k, v in arch.items() if k != 'deep_stem'}))
+    plain.load_state_dict(
+        model.extract_path(path=path, target='mmseg'), strict=True)
+    with torch.no_grad():
+        model.controller.logits['a'].copy_(
+            torch.nn.functional.one_hot(torch.tensor(path), 2).float())
+    model.eval()
+    plain.eval()
+    model.set_task('a')
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        ours = model(x)
+        assert_outputs_equal(ours, plain(x))
+        # without the contraction the outputs differ
+        uncontracted = lego(num_units=2, tasks=['a'], **dict(
+            arch, contract_dilation=False))
+        uncontracted.load_state_dict(model.state_dict())
+        uncontracted.eval()
+        uncontracted.set_task('a')
+        assert not torch.allclose(uncontracted(x)[3], ours[3])
+    with pytest.raises(ValueError, match='only has an mmseg ResNet'):
+        model.plain_backbone_cfg('mmdet')
+    with pytest.raises(ValueError, match='multi_grid'):
+        lego(multi_grid=(1, 2, 4))
