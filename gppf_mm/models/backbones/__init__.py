@@ -13,6 +13,7 @@ from .lego_resnet import (
 )
 from .lego_swin import LegoSwinTransformer
 from .path_extraction import (
+    GPPFPath,
     extract_path_checkpoint,
     load_lego_backbone,
     path_rows,
@@ -24,5 +25,5 @@ __all__ = [
     'load_lego_pretrained', 'load_plain_checkpoint', 'save_lego_checkpoint',
     'plain_backbone_state_dict', 'infer_resnet_arch',
     'resnet_to_lego_state_dict', 'extract_path_checkpoint',
-    'load_lego_backbone', 'path_rows', 'path_table'
+    'load_lego_backbone', 'path_rows', 'path_table', 'GPPFPath'
 ]

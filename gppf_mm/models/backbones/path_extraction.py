@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 from mmengine.config import Config
 
-from gppf_mm.registry import MODELS
+from gppf_mm.registry import MODELS, WEIGHT_INITIALIZERS
 from gppf_mm.utils.checkpoint import load_checkpoint_file
 
 LEGO_TYPES = ('LegoResNet', 'LegoSwinTransformer')
@@ -208,7 +208,88 @@ def extract_path_checkpoint(backbone: nn.Module,
         meta=meta)
 
 
+def _library_of(module: nn.Module) -> str:
+    root = type(module).__module__.split('.')[0]
+    if root not in ('mmdet', 'mmseg', 'mmpretrain'):
+        raise TypeError(
+            f'GPPFPath initialises an MMDet, MMSeg or MMPretrain backbone, '
+            f'got {type(module).__module__}.{type(module).__name__}')
+    return root
+
+
+@WEIGHT_INITIALIZERS.register_module()
+class GPPFPath:
+    """Initialise a plain upstream backbone from one task's path of a GPPF
+    checkpoint: fixed-path finetuning from a config alone.
+
+    In a stock MMDet / MMSeg / MMPretrain config (with
+    ``custom_imports = dict(imports=['gppf_mm'])``)::
+
+        model = dict(backbone=dict(
+            type='ResNet', depth=50,
+            init_cfg=dict(type='gppf_mm.GPPFPath',
+                          checkpoint='work_dirs/gppf/iter_500000.pth',
+                          task='coco')))
+
+    The lego backbone is rebuilt from the config the checkpoint stores (or
+    ``config``), the task's argmax path (or an explicit ``path``) is
+    extracted with the task's own normalisation statistics, in the key
+    layout of the backbone's library, and loaded with ``strict=True``: a
+    backbone that does not match the path's architecture fails with the
+    keys named. ``tools/extract_path.py`` writes the same weights to a file.
+
+    Args:
+        checkpoint (str): the GPPF checkpoint.
+        task (str, optional): whose argmax path to take.
+        path (Sequence[int], optional): or this unit per lego layer.
+        config (str | dict, optional): the training config, when the
+            checkpoint stores none.
+        prefix (str): the backbone's key prefix in the checkpoint.
+    """
+
+    def __init__(self, checkpoint: str, task: Optional[str] = None,
+                 path: Optional[Sequence[int]] = None,
+                 config: Optional[Union[str, dict]] = None,
+                 prefix: str = 'backbone.') -> None:
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise ValueError(f'GPPFPath needs a checkpoint path, got '
+                             f'{checkpoint!r}')
+        if task is None and path is None:
+            raise ValueError('GPPFPath needs task=NAME (its argmax path) or '
+                             'path=[unit per layer]')
+        self.checkpoint = checkpoint
+        self.task = task
+        self.path = path
+        self.config = config
+        self.prefix = prefix
+
+    def __call__(self, module: nn.Module) -> None:
+        from mmengine.logging import print_log
+        target = _library_of(module)
+        backbone, _ = load_lego_backbone(self.checkpoint, self.config,
+                                         self.prefix)
+        ckpt = extract_path_checkpoint(
+            backbone, task=self.task, path=self.path, target=target,
+            prefix='', source=self.checkpoint)
+        try:
+            module.load_state_dict(ckpt['state_dict'], strict=True)
+        except RuntimeError as err:
+            raise RuntimeError(
+                f'the path of task {self.task!r} in {self.checkpoint!r} does '
+                f'not fit {type(module).__name__} (the path is a '
+                f'{ckpt["meta"].get("backbone_cfg")}): {err}') from None
+        # as with 'Pretrained': MMPretrain's ResNet zeroes the last norm of
+        # every block after its init config unless told the weights are
+        # loaded
+        if getattr(module, 'zero_init_residual', False):
+            module.zero_init_residual = False
+        print_log(
+            f'{type(module).__name__} initialised from the path '
+            f'{ckpt["meta"]["path"]} of task {self.task!r} in '
+            f'{self.checkpoint}', logger='current')
+
+
 __all__ = [
     'lego_backbone_cfg', 'load_lego_backbone', 'resolve_task_path',
-    'path_rows', 'path_table', 'extract_path_checkpoint'
+    'path_rows', 'path_table', 'extract_path_checkpoint', 'GPPFPath'
 ]
