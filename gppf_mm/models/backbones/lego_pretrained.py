@@ -119,17 +119,26 @@ def save_lego_checkpoint(state: Dict[str, torch.Tensor], arch: dict,
     return ckpt
 
 
+_TASK_STATS = ('task_mean__', 'task_var__', 'task_count__')
+
+
+def _is_task_stat(key: str) -> bool:
+    return key.rsplit('.', 1)[-1].startswith(_TASK_STATS)
+
+
 def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
                       checkpoint: str) -> None:
     """Load a checkpoint already in the lego layout (``.units.k`` keys),
-    checked key by key first; the controller's logits load only when the
-    task names and shapes agree."""
+    checked key by key first. The controller's logits and the norms'
+    per-task statistics load for the tasks both sides have; the other
+    tasks' are skipped and new tasks start afresh (e.g. a downstream task
+    whose controller is learned over units pre-trained by GPPF)."""
     own = backbone.state_dict()
     missing, mismatched, out = [], [], OrderedDict()
     for key, value in own.items():
         theirs = state.get(key)
         if theirs is None:
-            if not (key.startswith('controller.')
+            if not (key.startswith('controller.') or _is_task_stat(key)
                     or key.endswith('num_batches_tracked')):
                 missing.append(repr(key))
             continue
@@ -140,8 +149,8 @@ def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
             continue
         out[key] = theirs
     unexpected = [
-        repr(k) for k in state
-        if k not in own and not k.startswith('controller.')
+        repr(k) for k in state if k not in own
+        and not (k.startswith('controller.') or _is_task_stat(k))
     ]
     what = (f'{checkpoint}: the lego checkpoint does not match this '
             f'{type(backbone).__name__}')
