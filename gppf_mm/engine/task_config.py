@@ -208,7 +208,6 @@ def validate_tasks(tasks: Any) -> None:
         raise TaskConfigError(
             'the config needs a non-empty `tasks` dict: '
             'tasks = dict(name=dict(algorithm=..., train_dataloader=...))')
-    total = 0.0
     for name, task in tasks.items():
         if not isinstance(task, dict):
             raise _err(name, '', f'must be a dict, got {type(task).__name__}')
@@ -263,7 +262,6 @@ def validate_tasks(tasks: Any) -> None:
                        f'must be a number > 0, got {weight!r} (a task that '
                        'is never sampled never trains its head: leave it '
                        'out of `tasks` instead)')
-        total += float(weight)
         skip = task.get('skip_bad_samples', 0)
         if not isinstance(skip, (bool, int)) or skip < 0:
             raise _err(name, 'skip_bad_samples',
@@ -293,11 +291,6 @@ def validate_tasks(tasks: Any) -> None:
                 f'has none, so it would silently not be evaluated; give it '
                 f'{split}_dataloader and {split}_evaluator, or set '
                 f'{split}_dataloader=None to leave it out on purpose')
-    if not total > 0:
-        raise TaskConfigError(
-            'the tasks\' sample_weight values must sum to a positive number, '
-            f'got {[t.get("sample_weight", 1.0) for t in tasks.values()]} '
-            f'for tasks {list(tasks)}')
 
 
 def _scoped_loader(loader: dict, scope: str) -> dict:
