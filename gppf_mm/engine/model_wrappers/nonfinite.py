@@ -13,7 +13,7 @@ skips in a row), or stop with an error that names the task(s) and the
 iteration (``'raise'``). Only in that rare iteration do the ranks exchange
 their task names and losses, to name the culprit.
 """
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
@@ -51,7 +51,8 @@ class NonFiniteGuard:
         self.skipped = 0
         self.consecutive = 0
         self.steps = 0
-        self._saved: List[Dict[str, torch.Tensor]] = []
+        self._live: List[torch.Tensor] = []
+        self._saved: List[torch.Tensor] = []
 
     @property
     def active(self) -> bool:
@@ -62,14 +63,17 @@ class NonFiniteGuard:
         (a few numbers per channel)."""
         if not self.active:
             return
-        self._saved = [{n: b.detach().clone()
-                        for n, b in m.named_buffers(recurse=False)}
-                       for m in self.norms]
+        current = [b for m in self.norms for b in m.buffers(recurse=False)]
+        if len(current) != len(self._live) or any(
+                a is not b for a, b in zip(current, self._live)):
+            self._live = current  # first step, or buffers were replaced
+            self._saved = [b.detach().clone() for b in current]
+        else:  # one fused copy instead of a clone per buffer (~3x faster)
+            torch._foreach_copy_(self._saved, current)
 
+    @torch.no_grad()
     def _restore(self) -> None:
-        for m, saved in zip(self.norms, self._saved):
-            for name, value in saved.items():
-                getattr(m, name).copy_(value)
+        torch._foreach_copy_(self._live, self._saved)
 
     def _iteration(self) -> int:
         hub = MessageHub.get_current_instance()
