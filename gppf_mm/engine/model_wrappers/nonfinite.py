@@ -68,12 +68,13 @@ class NonFiniteGuard:
                 a is not b for a, b in zip(current, self._live)):
             self._live = current  # first step, or buffers were replaced
             self._saved = [b.detach().clone() for b in current]
-        else:  # one fused copy instead of a clone per buffer (~3x faster)
+        elif current:  # one fused copy, not a clone per buffer (~3x faster)
             torch._foreach_copy_(self._saved, current)
 
     @torch.no_grad()
     def _restore(self) -> None:
-        torch._foreach_copy_(self._live, self._saved)
+        if self._live:
+            torch._foreach_copy_(self._live, self._saved)
 
     def _iteration(self) -> int:
         hub = MessageHub.get_current_instance()
