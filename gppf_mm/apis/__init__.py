@@ -6,7 +6,10 @@ from .jobs import (
                    evaluate,
                    iteration_overrides,
                    last_checkpoint,
+                   last_val_metrics,
+                   single_task_iters,
                    train,
+                   write_run_config,
 )
 from .report import (
                    headline,
@@ -18,7 +21,8 @@ from .report import (
 
 __all__ = [
     'JobError', 'device_plan', 'evaluate', 'iteration_overrides',
-    'last_checkpoint', 'train',
+    'last_checkpoint', 'last_val_metrics', 'single_task_iters', 'train',
+    'write_run_config',
     'headline', 'markdown_table', 'task_columns', 'task_results_table',
     'write_csv'
 ]

@@ -228,9 +228,9 @@ def evaluate(config: str,
 def iteration_overrides(cfg, iters: int,
                         validate: bool = True) -> List[str]:
     """``--cfg-options`` that change the length of an iteration-based
-    config and what depends on it: the scheduler milestones (scaled), the
-    validation interval (no validation during training when ``validate``
-    is False) and the checkpoint interval."""
+    config and what depends on it: the schedulers' begin, end and
+    milestones (scaled), the validation interval (no validation during
+    training when ``validate`` is False) and the checkpoint interval."""
     if iters < 1:
         raise ValueError(f'iterations must be >= 1, got {iters}')
     opts = [
@@ -249,4 +249,51 @@ def iteration_overrides(cfg, iters: int,
         if 'end' in scaled:  # a scheduler needs end > begin
             scaled['end'] = max(scaled['end'], scaled.get('begin', 0) + 1)
         opts += [f'param_scheduler.{i}.{k}={v}' for k, v in scaled.items()]
+        if sched.get('milestones'):  # MultiStepLR: absolute iterations
+            steps = [min(iters, max(1, round(m * iters / old)))
+                     for m in sched['milestones']]
+            opts.append(f'param_scheduler.{i}.milestones={steps}'.replace(
+                ' ', ''))
     return opts
+
+
+def last_val_metrics(work_dir: str) -> Dict[str, float]:
+    """The metrics of the last validation MMEngine logged in ``work_dir``
+    (``<timestamp>/vis_data/scalars.json``; the newest run's)."""
+    import glob
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json')))
+    found = None
+    for path in logs[-1:]:
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'loss' not in record and 'lr' not in record:
+                    found = record
+    if found is None:
+        raise JobError(f'no validation metrics were logged in {work_dir}')
+    return {k: float(v) for k, v in found.items()
+            if k not in ('step', 'time', 'data_time')}
+
+
+def single_task_iters(weights, total_iters):
+    """The budget split: task t gets ``T * w_t / sum(w)`` iterations (at
+    least one)."""
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError(f'task weights must sum to > 0, got {weights}')
+    return {
+        t: max(1, round(total_iters * w / total))
+        for t, w in weights.items()
+    }
+
+
+def write_run_config(cfg, tasks, path):
+    """The base config with only ``tasks`` kept."""
+    from mmengine.config import Config
+    run_cfg = Config(cfg.to_dict(), filename=cfg.filename)
+    if tasks is not None:
+        run_cfg.tasks = {t: cfg.tasks[t] for t in tasks}
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    run_cfg.dump(path)
+    return path

@@ -9,9 +9,10 @@ from .task_sampler import (
     rank_stream_start,
     sampler_seed,
 )
+from .uodb import UODBDataset
 
 __all__ = [
     'TaskSampler', 'ResumableInfiniteSampler', 'normalise_task_weights',
     'sampler_seed', 'rank_stream_start', 'rank_index_stream',
-    'SAMPLING_MODES', 'TaskDataset', 'TaskDataError'
+    'SAMPLING_MODES', 'TaskDataset', 'TaskDataError', 'UODBDataset'
 ]

@@ -36,6 +36,11 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from gppf_mm.apis.jobs import (  # noqa: E402
+    single_task_iters,
+    write_run_config,
+)
+
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
     'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
@@ -62,18 +67,6 @@ def parse_args(argv=None):
                         help='the GPPF row the single-task model is compared '
                         'with')
     return parser.parse_args(argv)
-
-
-def single_task_iters(weights, total_iters):
-    """The budget split: task t gets ``T * w_t / sum(w)`` iterations (at
-    least one)."""
-    total = float(sum(weights.values()))
-    if total <= 0:
-        raise ValueError(f'task weights must sum to > 0, got {weights}')
-    return {
-        t: max(1, round(total_iters * w / total))
-        for t, w in weights.items()
-    }
 
 
 def plan_runs(cfg, rows, iters):
@@ -104,17 +97,6 @@ def plan_runs(cfg, rows, iters):
                 'model.backbone.num_units=1', 'train_cfg.sampling=per_batch'
             ]))
     return runs
-
-
-def write_run_config(cfg, tasks, path):
-    """The base config with only ``tasks`` kept."""
-    from mmengine.config import Config
-    run_cfg = Config(cfg.to_dict(), filename=cfg.filename)
-    if tasks is not None:
-        run_cfg.tasks = {t: cfg.tasks[t] for t in tasks}
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    run_cfg.dump(path)
-    return path
 
 
 def draw_cka(args, cfg, runs, checkpoints, work_dir):

@@ -47,6 +47,15 @@ def lego_backbone_cfg(cfg: Union[Config, dict]) -> dict:
     return backbone
 
 
+def _builtin(value: Any) -> Any:
+    """``value`` with every mapping a dict and every sequence a list."""
+    if isinstance(value, dict):
+        return {k: _builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_builtin(v) for v in value]
+    return value
+
+
 def _checkpoint_config(ckpt: dict) -> Optional[Config]:
     text = (ckpt.get('meta') or {}).get('cfg')
     if not text:
@@ -199,7 +208,9 @@ def extract_path_checkpoint(backbone: nn.Module,
         target=target,
         source=source)
     if hasattr(backbone, 'plain_backbone_cfg'):
-        meta['backbone_cfg'] = backbone.plain_backbone_cfg(target)
+        # plain containers: a backbone built from a config holds
+        # ConfigDicts, which the safe (weights-only) loader refuses
+        meta['backbone_cfg'] = _builtin(backbone.plain_backbone_cfg(target))
     return dict(
         state_dict={
             f'{prefix}{k}': v.detach().clone()

@@ -6,6 +6,7 @@ task's argmax path as a plain backbone that loads into a stock ResNet."""
 from types import SimpleNamespace
 
 import torch
+from mmengine.config import ConfigDict
 from mmdet.models.backbones import ResNet as MMDetResNet
 
 from gppf_mm.engine.hooks import ExtractPathHook
@@ -37,8 +38,11 @@ def test_new_task_over_pretrained_units_and_its_extracted_path(tmp_path):
                                 for k, v in pre.state_dict().items()},
                     meta={}), ckpt)
 
+    # built from a config, as in a runner: its norm_cfg is a ConfigDict,
+    # which must not reach the extracted file (the safe loader refuses it)
     down = LegoResNet(tasks=['voc'], routing_mode='soft', init_cfg=dict(
-        type='LegoPretrained', checkpoint=ckpt, prefix='backbone.'), **ARCH)
+        type='LegoPretrained', checkpoint=ckpt, prefix='backbone.'),
+        norm_cfg=ConfigDict(type='BN', requires_grad=True), **ARCH)
     down = with_task_stats(down, ['voc'])
     down.init_weights()
     theirs = pre.state_dict()
