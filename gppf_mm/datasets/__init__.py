@@ -1,4 +1,5 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
+from .depth_split import DepthSplitDataset, KBCrop
 from .task_dataset import TaskDataError, TaskDataset
 from .task_sampler import (
     SAMPLING_MODES,
@@ -14,5 +15,6 @@ from .uodb import UODBDataset
 __all__ = [
     'TaskSampler', 'ResumableInfiniteSampler', 'normalise_task_weights',
     'sampler_seed', 'rank_stream_start', 'rank_index_stream',
-    'SAMPLING_MODES', 'TaskDataset', 'TaskDataError', 'UODBDataset'
+    'SAMPLING_MODES', 'TaskDataset', 'TaskDataError', 'UODBDataset',
+    'DepthSplitDataset', 'KBCrop'
 ]

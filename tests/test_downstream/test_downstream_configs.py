@@ -23,6 +23,7 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DOWN = osp.join(REPO, 'configs', 'downstream')
 DET = 'faster-rcnn_{}_1xb4-600it_underwater-voc.py'
 CLS = '{}_1xb32-300it_texture-cls.py'
+DEPTH = 'bts_{}_1xb8-300it_town-depth.py'
 PRE_TASKS = ['street_det', 'shapes_cls']
 TIMEOUT = 300
 
@@ -109,7 +110,19 @@ def test_classification_config_trains_and_reports_top1(kind, bench,
     assert 0 <= metrics['accuracy/top1'] <= 100
 
 
-@pytest.mark.parametrize('library', ['mmdet', 'mmpretrain'])
+@pytest.mark.parametrize('kind', ['scratch', 'gppf-path'])
+def test_depth_config_trains_and_reports_kitti_metrics(kind, bench,
+                                                       gppf_ckpt, tmp_path):
+    opts = [] if kind == 'scratch' else init(gppf_ckpt, 'street_det')
+    metrics, _ = train(DEPTH.format(f'r50-slim-{kind}'), str(tmp_path),
+                       bench, *opts)
+    assert set(metrics) >= {f'depth/{m}' for m in (
+        'd1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'silog')}
+    assert 0 <= metrics['depth/d1'] <= metrics['depth/d3'] <= 1
+    assert metrics['depth/rmse'] > 0
+
+
+@pytest.mark.parametrize('library', ['mmdet', 'mmpretrain', 'mmseg'])
 def test_dyfinetune_extracts_a_stock_backbone_and_retrains_on_it(
         library, bench, gppf_ckpt, tmp_path):
     register_all_modules(init_default_scope=False)
@@ -118,12 +131,17 @@ def test_dyfinetune_extracts_a_stock_backbone_and_retrains_on_it(
             'lego-r50-slim-dyfinetune'), DET.format('r50-slim-retrain'))
         from mmdet.models.backbones import ResNet
         stock = ResNet(depth=50, base_channels=16)
-    else:
+    elif library == 'mmpretrain':
         task, dy, retrain = ('texture_cls', CLS.format(
             'lego-r50-slim-dyfinetune'), CLS.format('resnet50-slim-retrain'))
         from mmpretrain.models.backbones import ResNet
         stock = ResNet(depth=50, stem_channels=16, base_channels=16,
                        out_indices=(0, 1, 2, 3))
+    else:
+        task, dy, retrain = ('town_depth', DEPTH.format(
+            'lego-r50-slim-dyfinetune'), DEPTH.format('r50-slim-retrain'))
+        from mmseg.models.backbones import ResNet
+        stock = ResNet(depth=50, stem_channels=16, base_channels=16)
     dy_dir = str(tmp_path / 'dy')
     records, log = train(dy, dy_dir, bench, *init(gppf_ckpt))
     # the temperature reached its end at half of the 2 steps

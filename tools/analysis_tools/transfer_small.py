@@ -4,11 +4,12 @@ one command.
 
 Every row finetunes the same stock downstream configs
 (``configs/downstream/``) on the embedded benchmark's held-out sets,
-``underwater_voc`` (Faster R-CNN, AP50) and ``texture_cls`` (ResNet
-classifier, top-1), from a different start:
+``underwater_voc`` (Faster R-CNN, AP50), ``texture_cls`` (ResNet
+classifier, top-1) and ``town_depth`` (BTS head, d1 and AbsRel), from a
+different start:
 
 - ``scratch``: the upstream default initialisation;
-- ``single-task <task>``: a backbone pre-trained on the closest
+- ``single-task``: a backbone pre-trained on the closest
   pre-training task alone (street_det for detection, shapes_cls for
   classification), with that task's share of the GPPF run's budget
   (``T * w_t / sum(w)`` iterations on the same ranks, N = 1);
@@ -47,10 +48,11 @@ PRETRAIN_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
     'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
 _DOWN = osp.join(REPO, 'configs', 'downstream')
-# downstream set -> its configs, metric, the closest pre-training task
+# downstream set -> its configs, metrics (label, key, scale; the first is
+# the headline), the closest pre-training task, finetuning iterations
 DOWNSTREAM = {
     'underwater_voc': dict(
-        metric='AP50', key='pascal_voc/mAP', scale=100.0,
+        metrics=[('AP50', 'pascal_voc/mAP', 100.0)],
         source='street_det', iters=150, prefix='faster-rcnn_',
         configs=dict(
             scratch='r50-slim-scratch_1xb4-600it_underwater-voc.py',
@@ -58,13 +60,21 @@ DOWNSTREAM = {
             dyfinetune='lego-r50-slim-dyfinetune_1xb4-600it_underwater-voc.py',
             retrain='r50-slim-retrain_1xb4-600it_underwater-voc.py')),
     'texture_cls': dict(
-        metric='top-1', key='accuracy/top1', scale=1.0,
+        metrics=[('top-1', 'accuracy/top1', 1.0)],
         source='shapes_cls', iters=300, prefix='',
         configs=dict(
             scratch='resnet50-slim-scratch_1xb32-300it_texture-cls.py',
             path='resnet50-slim-gppf-path_1xb32-300it_texture-cls.py',
             dyfinetune='lego-r50-slim-dyfinetune_1xb32-300it_texture-cls.py',
             retrain='resnet50-slim-retrain_1xb32-300it_texture-cls.py')),
+    'town_depth': dict(
+        metrics=[('d1', 'depth/d1', 100.0), ('AbsRel', 'depth/abs_rel', 1.0)],
+        source='nature_seg', iters=200, prefix='bts_',
+        configs=dict(
+            scratch='r50-slim-scratch_1xb8-300it_town-depth.py',
+            path='r50-slim-gppf-path_1xb8-300it_town-depth.py',
+            dyfinetune='lego-r50-slim-dyfinetune_1xb8-300it_town-depth.py',
+            retrain='r50-slim-retrain_1xb8-300it_town-depth.py')),
 }
 
 
@@ -89,7 +99,8 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, nargs='+',
                         help='finetuning iterations per downstream set (in '
                         'the order of --downstream; default 150 for '
-                        'underwater_voc, 300 for texture_cls)')
+                        'underwater_voc, 300 for texture_cls, 200 for '
+                        'town_depth)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--jobs', type=int, default=2,
                         help='finetuning runs at a time (one thread each '
@@ -110,7 +121,7 @@ def plan_finetunes(downs, iters, pre_tasks, seeds):
         source = DOWNSTREAM[down]['source']
         for seed in seeds:
             runs.append(('scratch', down, seed, 'scratch', None))
-            runs.append((f'single-task {source}', down, seed, 'path',
+            runs.append(('single-task', down, seed, 'path',
                          ('single', source)))
             for task in pre_tasks:
                 runs.append((f'GPPF path {task}', down, seed, 'path',
@@ -194,9 +205,9 @@ def finetune(run, checkpoints, schedules, env, work_dir):
     opts.append(f'randomness.seed={seed}')
     train(config, run_dir, 1, opts, env,
           label=f'{down} {row} seed {seed}')
-    spec = DOWNSTREAM[down]
-    value = last_val_metrics(run_dir)[spec['key']] * spec['scale']
-    result = dict(value=value)
+    _, key, scale = DOWNSTREAM[down]['metrics'][0]
+    metrics = last_val_metrics(run_dir)
+    result = dict(value=metrics[key] * scale, metrics=metrics)
     path_file = osp.join(run_dir, down + '_path.pth')
     if osp.isfile(path_file):
         from gppf_mm.utils import safe_torch_load
@@ -204,6 +215,15 @@ def finetune(run, checkpoints, schedules, env, work_dir):
     with open(done, 'w') as f:
         json.dump(result, f)
     return result
+
+
+def metric_value(result, down, index):
+    """The ``index``-th metric of ``DOWNSTREAM[down]`` in one run's
+    result, scaled."""
+    _, key, scale = DOWNSTREAM[down]['metrics'][index]
+    if index == 0:
+        return result['value']
+    return result['metrics'][key] * scale
 
 
 def path_agreement(path, gppf_checkpoint):
@@ -268,28 +288,31 @@ def main(argv=None):
         list(pool.map(one, [r for r in runs if r[3] == 'retrain']))
 
     rows = list(dict.fromkeys(r[0] for r in runs))
-    header = ['start'] + [f'{d} {DOWNSTREAM[d]["metric"]}'
-                          for d in args.downstream]
+    columns = [(d, i, label) for d in args.downstream
+               for i, (label, _, _) in enumerate(DOWNSTREAM[d]['metrics'])]
+    header = ['start'] + [f'{d} {label}' for d, _, label in columns]
     md_rows, csv_rows = [], []
     for row in rows:
         md, csv = [row], [row]
-        for down in args.downstream:
-            values = [results[r]['value'] for r in runs
+        for down, i, _ in columns:
+            values = [metric_value(results[r], down, i) for r in runs
                       if r[0] == row and r[1] == down]
             if not values:
                 md.append(None)
                 csv.append(None)
                 continue
             mean = sum(values) / len(values)
-            each = ' / '.join(f'{v:.1f}' for v in values)
-            md.append(f'{mean:.1f} ({each})' if len(values) > 1 else
-                      f'{mean:.1f}')
-            csv.append(round(mean, 2))
+            digits = 1 if DOWNSTREAM[down]['metrics'][i][2] > 1 else 3
+            each = ' / '.join(f'{v:.{digits}f}' for v in values)
+            md.append(f'{mean:.{digits}f} ({each})' if len(values) > 1 else
+                      f'{mean:.{digits}f}')
+            csv.append(round(mean, 4))
         md_rows.append(md)
         csv_rows.append(csv)
     table = markdown_table(header, md_rows)
-    notes = [f'GPPF checkpoint: {checkpoints["gppf"]}; single-task '
-             f'budgets (iterations on {args.nproc} ranks): ' + ', '.join(
+    notes = [f'GPPF checkpoint: {checkpoints["gppf"]}; single-task rows: '
+             f'the closest task alone, its share of the budget (iterations '
+             f'on {args.nproc} ranks): ' + ', '.join(
                  f'{DOWNSTREAM[d]["source"]} {split[DOWNSTREAM[d]["source"]]}'
                  for d in args.downstream),
              'finetuning iterations: ' + ', '.join(

@@ -6,8 +6,8 @@ task's argmax path as a plain backbone that loads into a stock ResNet."""
 from types import SimpleNamespace
 
 import torch
-from mmengine.config import ConfigDict
 from mmdet.models.backbones import ResNet as MMDetResNet
+from mmengine.config import ConfigDict
 
 from gppf_mm.engine.hooks import ExtractPathHook
 from gppf_mm.models.backbones import LegoResNet
