@@ -68,7 +68,8 @@ def train(config, work_dir, bench, *options):
     cmd = [sys.executable, 'tools/train.py', osp.join(DOWN, config),
            '--work-dir', work_dir, '--cfg-options',
            'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-           'default_hooks.checkpoint.interval=2', *options]
+           'default_hooks.checkpoint.interval=2',
+           'default_hooks.logger.interval=1', *options]
     env = dict(os.environ, GPPF_DATA_ROOT=bench, OMP_NUM_THREADS='1',
                CUDA_VISIBLE_DEVICES='')
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
