@@ -14,9 +14,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from gppf_mm.datasets.generation import generate_benchmark
 from gppf_mm.models.backbones import LegoResNet
-from gppf_mm.models.layers import convert_cross_task_bn
 from gppf_mm.utils import register_all_modules, safe_torch_load
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -24,44 +22,7 @@ DOWN = osp.join(REPO, 'configs', 'downstream')
 DET = 'faster-rcnn_{}_1xb4-600it_underwater-voc.py'
 CLS = '{}_1xb32-300it_texture-cls.py'
 DEPTH = 'bts_{}_1xb8-300it_town-depth.py'
-PRE_TASKS = ['street_det', 'shapes_cls']
 TIMEOUT = 300
-
-
-@pytest.fixture(scope='module')
-def bench(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('bench') / 'gppf_bench')
-    generate_benchmark(root, seed=0, scale='tiny')
-    return root
-
-
-@pytest.fixture(scope='module')
-def gppf_ckpt(tmp_path_factory):
-    """A GPPF checkpoint of the slim lego ResNet-50 the downstream configs
-    expect (2 units, per-task statistics, distinct units and paths)."""
-    torch.manual_seed(0)
-    backbone_cfg = dict(type='LegoResNet', depth=50, base_channels=16,
-                        num_units=2, routing_mode='hard', norm_eval=False)
-    lego = LegoResNet(**{k: v for k, v in backbone_cfg.items()
-                         if k != 'type'}, tasks=PRE_TASKS)
-    lego = convert_cross_task_bn(lego)
-    for m in lego.modules():
-        if hasattr(m, 'set_tasks'):
-            m.set_tasks(PRE_TASKS)
-    with torch.no_grad():
-        for p in lego.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        for task in PRE_TASKS:
-            lego.controller.logits[task].copy_(
-                torch.randn_like(lego.controller.logits[task]) * 3)
-    cfg = Config(dict(model=dict(type='GPPF', backbone=backbone_cfg,
-                                 cross_task_bn=True, task_stats=True),
-                      tasks={t: dict() for t in PRE_TASKS}))
-    path = str(tmp_path_factory.mktemp('gppf') / 'gppf.pth')
-    torch.save(dict(state_dict={f'backbone.{k}': v
-                                for k, v in lego.state_dict().items()},
-                    meta=dict(cfg=cfg.pretty_text)), path)
-    return path
 
 
 def train(config, work_dir, bench, *options):
@@ -177,3 +138,30 @@ def test_dyfinetune_extracts_a_stock_backbone_and_retrains_on_it(
                          *init(osp.join(dy_dir, f'{task}_path.pth')))
     assert f'{task}_path.pth' in log
     assert metrics
+
+
+def test_kitti_eigen_config_on_a_mini_kitti_tree(gppf_ckpt, tmp_path):
+    """The paper-setting KITTI config, shrunk in width, crop and length from
+    the command line only, on KITTI's own layout (raw frames, projected
+    ground truth / 256, Eigen split files with focal lengths and a frame
+    without ground truth)."""
+    from gppf_mm.datasets.generation.mini_kitti import write_mini_kitti
+    root = str(tmp_path / 'kitti')
+    write_mini_kitti(root, train=2, test=2)
+    config = 'bts_r50-gppf-path_8xb4-30k_kitti-eigen-352x704.py'
+    metrics, log = train(
+        config, str(tmp_path / 'work'), root,
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,128)',
+        'model.backbone.stem_channels=16', 'model.backbone.base_channels=16',
+        'model.decode_head.in_channels=[64,128,256,512]',
+        'model.decode_head.channels=32', 'param_scheduler.0.end=1',
+        'param_scheduler.1.begin=1', 'param_scheduler.1.end=2',
+        *init(gppf_ckpt, 'street_det'))
+    assert '1 line(s) without ground truth depth skipped' in log
+    assert 0 <= metrics['depth/d1'] <= 1 and metrics['depth/silog'] >= 0
