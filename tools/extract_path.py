@@ -11,6 +11,15 @@ The output holds ``{'state_dict': {'backbone.' + key: tensor}, 'meta':
 ``init_cfg=dict(type='Pretrained', checkpoint='street_det_r50.pth',
 prefix='backbone.')`` on a backbone of the matching type (printed below the
 path table; ``meta['backbone_cfg']`` holds it too).
+
+With ``--with-heads`` the file also holds the task's own neck and heads
+under the stock model's key names, without the layers that predict the
+task's own label space (``fc_cls``, ``fc_reg``, ``conv_logits``,
+``conv_seg``, a classifier's ``head.fc``; ``--exclude`` sets other regexes):
+a downstream detector with other classes starts from it with
+``load_from=FILE`` (the paper starts UODB detectors this way from its
+Objects365 detector; MMEngine reports the layers left at their
+initialisation as missing keys).
 """
 import argparse
 import os
@@ -22,13 +31,16 @@ import torch
 
 from gppf_mm.models.backbones.lego_resnet import PLAIN_TARGETS
 from gppf_mm.models.backbones.path_extraction import (
+    FINAL_LAYERS,
     extract_path_checkpoint,
     load_lego_backbone,
     path_rows,
     path_table,
     resolve_task_path,
+    task_heads_state_dict,
 )
 from gppf_mm.utils import register_all_modules
+from gppf_mm.utils.checkpoint import load_checkpoint_file
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -52,6 +64,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='config to rebuild the backbone from (default: the one stored '
         'in the checkpoint meta)')
     parser.add_argument(
+        '--with-heads', action='store_true',
+        help="also write the task's neck and heads (needs --task)")
+    parser.add_argument(
+        '--exclude', nargs='+', default=None,
+        help='regexes of head keys not to write with --with-heads (default: '
+        'the final prediction layers)')
+    parser.add_argument(
         '--backbone-prefix',
         default='backbone.',
         help='prefix of the backbone keys, in the input and in the output')
@@ -72,6 +91,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     if args.task is None and args.path is None:
         raise SystemExit('give --task NAME or --path 0,1,...')
+    if args.with_heads and args.task is None:
+        raise SystemExit('--with-heads needs --task NAME (whose heads)')
     register_all_modules(init_default_scope=False)
     backbone, _ = load_lego_backbone(
         args.checkpoint, config=args.config, prefix=args.backbone_prefix)
@@ -86,6 +107,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
         target=args.target,
         prefix=args.backbone_prefix,
         source=osp.abspath(args.checkpoint))
+    if args.with_heads:
+        state = load_checkpoint_file(args.checkpoint, map_location='cpu')
+        heads, dropped = task_heads_state_dict(
+            state.get('state_dict', state), args.task,
+            FINAL_LAYERS if args.exclude is None else args.exclude)
+        ckpt['state_dict'].update(heads)
+        ckpt['meta']['heads'] = dict(task=args.task, excluded=dropped)
+        print(f'with {len(heads)} tensors of the neck and heads of '
+              f'{args.task!r}; not written: {dropped}')
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     torch.save(ckpt, args.out)

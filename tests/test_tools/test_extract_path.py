@@ -134,3 +134,62 @@ def test_explicit_path_config_and_mmpretrain_target(tool, tmp_path):
     with torch.no_grad():
         for a, b in zip(lego(x), plain(x)):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
+    """--with-heads: the pre-training task's Mask R-CNN neck and heads go
+    into the downstream Faster R-CNN (other classes) with ``load_from``,
+    except the layers that predict the task's own classes."""
+    import os.path as osp
+
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    init_default_scope('mmdet')
+    algos = Config.fromfile(osp.join(
+        repo, 'configs', '_base_', 'models', 'gppf_algorithms_slim.py'))
+    mask_cfg = dict(algos.algorithms.mask_rcnn, type='MaskRCNN',
+                    backbone=dict(type='ResNet', depth=50, base_channels=16))
+    torch.manual_seed(1)
+    mask_rcnn = MMDET_MODELS.build(mask_cfg)
+    ckpt, _ = gppf_checkpoint(tmp_path)
+    saved = torch.load(ckpt, weights_only=False)
+    saved['state_dict'].update({
+        f'algorithms.street_det.{k}': v
+        for k, v in mask_rcnn.state_dict().items()
+        if not k.startswith('backbone.')})
+    torch.save(saved, ckpt)
+
+    out = str(tmp_path / 'street_det_detector.pth')
+    with pytest.raises(SystemExit, match='--with-heads needs --task'):
+        tool.main([ckpt, '--path', ','.join(['0'] * 17), '--with-heads',
+                   '--out', out])
+    with pytest.raises(KeyError, match=r"task 'indoor_seg'.*\['street_det'"):
+        tool.main([ckpt, '--task', 'indoor_seg', '--with-heads', '--out',
+                   out])
+    result = tool.main([ckpt, '--task', 'street_det', '--with-heads',
+                        '--out', out])
+    assert result['meta']['heads']['excluded'] == [
+        'roi_head.bbox_head.fc_cls.bias', 'roi_head.bbox_head.fc_cls.weight',
+        'roi_head.bbox_head.fc_reg.bias', 'roi_head.bbox_head.fc_reg.weight',
+        'roi_head.mask_head.conv_logits.bias',
+        'roi_head.mask_head.conv_logits.weight']
+
+    down = Config.fromfile(osp.join(
+        repo, 'configs', '_base_', 'downstream',
+        'faster-rcnn_r50-slim_underwater-voc.py'))
+    torch.manual_seed(2)
+    faster = MMDET_MODELS.build(down.model)
+    before = {k: v.clone() for k, v in faster.state_dict().items()}
+    load_checkpoint(faster, out, strict=False)
+    after = faster.state_dict()
+    theirs = mask_rcnn.state_dict()
+    for key, value in after.items():
+        if key.startswith('backbone.'):
+            assert torch.equal(value, result['state_dict'][key]), key
+        elif '.fc_cls.' in key or '.fc_reg.' in key:
+            assert torch.equal(value, before[key]), key  # 4 classes: own
+        else:  # neck, RPN, RoI extractor and shared fcs: pre-trained
+            assert torch.equal(value, theirs[key]), key

@@ -5,6 +5,7 @@ import copy
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.config import Config
 
@@ -45,6 +46,40 @@ def lego_backbone_cfg(cfg: Union[Config, dict]) -> dict:
             backbone['tasks'] = list(tasks)
     backbone['init_cfg'] = None
     return backbone
+
+
+# The layers that predict a task's own label space (classes, boxes per
+# class, masks per class, segmentation classes, a classifier's fc): what a
+# downstream model with other classes cannot take over.
+FINAL_LAYERS = (r'\.fc_cls\.', r'\.fc_reg\.', r'\.conv_logits\.',
+                r'\.conv_seg\.', r'^head\.fc\.')
+
+
+def task_heads_state_dict(state: Dict[str, torch.Tensor], task: str,
+                          exclude: Sequence[str] = FINAL_LAYERS
+                          ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """The weights of ``task``'s own algorithm in a GPPF state dict (its
+    neck and heads, keys ``algorithms.<task>.*``) under the key names of
+    the stock model, without the keys that match a regex of ``exclude``.
+
+    Returns:
+        tuple: the state dict and the excluded keys.
+
+    Raises:
+        KeyError: the state dict holds no weights of ``task``'s algorithm.
+    """
+    import re
+    prefix = f'algorithms.{task}.'
+    own = {k[len(prefix):]: v for k, v in state.items()
+           if k.startswith(prefix)}
+    if not own:
+        tasks = sorted({k.split('.')[1] for k in state
+                        if k.startswith('algorithms.')})
+        raise KeyError(f'no weights of the algorithm of task {task!r} '
+                       f'(keys {prefix}*); the checkpoint has {tasks}')
+    patterns = [re.compile(p) for p in exclude]
+    dropped = sorted(k for k in own if any(p.search(k) for p in patterns))
+    return {k: v for k, v in own.items() if k not in dropped}, dropped
 
 
 def _builtin(value: Any) -> Any:
@@ -302,5 +337,6 @@ class GPPFPath:
 
 __all__ = [
     'lego_backbone_cfg', 'load_lego_backbone', 'resolve_task_path',
-    'path_rows', 'path_table', 'extract_path_checkpoint', 'GPPFPath'
+    'path_rows', 'path_table', 'extract_path_checkpoint', 'GPPFPath',
+    'task_heads_state_dict', 'FINAL_LAYERS'
 ]
