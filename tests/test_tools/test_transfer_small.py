@@ -57,3 +57,19 @@ def test_shortened_downstream_schedule_scales_the_lr_steps(load_tool):
     assert 'param_scheduler.1.milestones=[100,138]' in opts
     assert 'param_scheduler.1.end=150' in opts
     assert 'param_scheduler.0.end=12' in opts  # warm-up 50 of 600
+
+
+def test_finetune_schedule_keeps_the_warmup_length(load_tool):
+    tool = load_tool('analysis_tools/transfer_small.py')
+    cfg = Config.fromfile(tool.config_path('underwater_voc', 'scratch'))
+    opts = tool.finetune_schedule(cfg, 150)
+    # warm-up 50 of 600 stays 50 (scaled it was 12: runs diverged)
+    assert 'param_scheduler.0.end=50' in opts
+    assert 'param_scheduler.0.end=12' not in opts
+    assert 'param_scheduler.1.milestones=[100,138]' in opts
+    assert len(opts) == len({o.split('=')[0] for o in opts})
+    cfg = Config.fromfile(tool.config_path('town_depth', 'scratch'))
+    opts = tool.finetune_schedule(cfg, 60)  # at most a third of the run
+    assert 'param_scheduler.0.end=20' in opts
+    assert 'param_scheduler.1.begin=20' in opts
+    assert 'param_scheduler.1.end=60' in opts
