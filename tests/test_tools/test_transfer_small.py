@@ -12,7 +12,7 @@ PRE = ['street_det', 'aerial_det', 'indoor_seg', 'nature_seg', 'shapes_cls']
 
 def test_plan_rows_and_backbone_starts(load_tool):
     tool = load_tool('analysis_tools/transfer_small.py')
-    runs = tool.plan_finetunes(['underwater_voc', 'texture_cls'], None, PRE,
+    runs = tool.plan_finetunes(['underwater_voc', 'texture_cls'], PRE,
                                [0, 1])
     # scratch, single-task, 5 paths, DyFinetune, retrain; 2 sets x 2 seeds
     assert len(runs) == 9 * 2 * 2

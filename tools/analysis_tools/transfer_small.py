@@ -112,7 +112,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def plan_finetunes(downs, iters, pre_tasks, seeds):
+def plan_finetunes(downs, pre_tasks, seeds):
     """(row, downstream, seed, config kind, init) for every finetuning run;
     ``init`` is ``None`` (scratch), ``('single', task)``, ``('gppf',
     task)``, ``('dyfinetune', None)`` or ``('retrain', None)``."""
@@ -283,7 +283,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.pretrain_config)
     checkpoints, split = pretrain(args, cfg, env, work_dir)
 
-    runs = plan_finetunes(args.downstream, iters, list(cfg.tasks),
+    runs = plan_finetunes(args.downstream, list(cfg.tasks),
                           args.seeds)
     print(f'[transfer] {len(runs)} finetuning runs, {args.jobs} at a time; '
           f'work dir {work_dir}', flush=True)
