@@ -28,7 +28,7 @@ when the tool is called again with the same work directory.
 
 Example::
 
-    python tools/analysis_tools/transfer_small.py     # about 40 minutes
+    python tools/analysis_tools/transfer_small.py     # about 52 minutes
     python tools/analysis_tools/transfer_small.py --gppf-checkpoint \\
         work_dirs/demo/train/iter_300.pth --seeds 0
 """
@@ -321,7 +321,7 @@ def main(argv=None):
                 csv.append(None)
                 continue
             mean = sum(values) / len(values)
-            digits = 1 if DOWNSTREAM[down]['metrics'][i][2] > 1 else 3
+            digits = 3 if DOWNSTREAM[down]['metrics'][i][0] == 'AbsRel' else 1
             each = ' / '.join(f'{v:.{digits}f}' for v in values)
             md.append(f'{mean:.{digits}f} ({each})' if len(values) > 1 else
                       f'{mean:.{digits}f}')
