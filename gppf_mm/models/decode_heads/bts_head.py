@@ -153,10 +153,10 @@ class BTSHead(VPDDepthHead):
         self.iconv1 = _conv(w1 + 4, w1)
         self.get_depth = nn.Conv2d(w1, 1, 3, padding=1)
         if isinstance(loss_decode, dict):
-            self.loss_decode = MODELS.build(loss_decode)
+            self.loss_decode = _build_loss(loss_decode)
         elif isinstance(loss_decode, (list, tuple)):
             self.loss_decode = nn.ModuleList(
-                MODELS.build(loss) for loss in loss_decode)
+                _build_loss(loss) for loss in loss_decode)
         else:
             raise TypeError(f'loss_decode must be a dict or a sequence of '
                             f'dicts, got {type(loss_decode)}')
@@ -201,6 +201,12 @@ class BTSHead(VPDDepthHead):
         x = self.iconv1(torch.cat([x, d1, _fit(d2, x), _fit(d4, x),
                                    _fit(d8, x)], 1))
         return torch.sigmoid(self.get_depth(x)) * self.max_depth
+
+
+def _build_loss(cfg: dict) -> nn.Module:
+    """An MMSeg loss, whatever the default scope (a gppf_mm-scoped runner
+    would look ``SiLogLoss`` up in its own registry)."""
+    return MODELS.build(dict(cfg, _scope_=cfg.get('_scope_', 'mmseg')))
 
 
 def _fit(x: Tensor, like: Tensor) -> Tensor:
