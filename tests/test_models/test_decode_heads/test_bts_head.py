@@ -54,11 +54,12 @@ def test_plane_parametrisation():
 
 
 def test_head_shapes_range_and_loss():
-    # built under another library's default scope, as in a gppf_mm runner
     from mmengine.registry import DefaultScope
-    DefaultScope.get_instance('test_bts_head', scope_name='gppf_mm')
     torch.manual_seed(0)
-    head = BTSHead(in_channels=[8, 16, 32, 64], channels=32, max_depth=80.0)
+    # built under another library's default scope, as in a gppf_mm runner
+    with DefaultScope.overwrite_default_scope('gppf_mm'):
+        head = BTSHead(in_channels=[8, 16, 32, 64], channels=32,
+                       max_depth=80.0)
     feats = [torch.randn(2, c, 64 // s, 96 // s)
              for c, s in zip([8, 16, 32, 64], [4, 8, 16, 32])]
     depth = head(feats)
