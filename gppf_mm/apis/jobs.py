@@ -264,8 +264,8 @@ def last_val_metrics(work_dir: str) -> Dict[str, float]:
     logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                      'scalars.json')))
     found = None
-    for path in logs[-1:]:
-        with open(path) as f:
+    if logs:
+        with open(logs[-1]) as f:
             for line in f:
                 record = json.loads(line)
                 if 'loss' not in record and 'lr' not in record:

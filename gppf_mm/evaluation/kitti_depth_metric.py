@@ -72,14 +72,15 @@ class KITTIDepthMetric(DepthMetric):
             self.metrics = tuple(depth_metrics)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        clipped = []  # copies: other evaluators see the raw predictions
         for sample in data_samples:
-            pred = sample['pred_depth_map']['data']
             pred = torch.nan_to_num(
-                pred, nan=self.min_depth_eval, posinf=self.max_depth_eval,
-                neginf=self.min_depth_eval)
-            sample['pred_depth_map']['data'] = pred.clamp(
-                self.min_depth_eval, self.max_depth_eval)
-        super().process(data_batch, data_samples)
+                sample['pred_depth_map']['data'], nan=self.min_depth_eval,
+                posinf=self.max_depth_eval, neginf=self.min_depth_eval)
+            clipped.append(dict(sample, pred_depth_map=dict(
+                sample['pred_depth_map'],
+                data=pred.clamp(self.min_depth_eval, self.max_depth_eval))))
+        super().process(data_batch, clipped)
 
     def _get_eval_mask(self, gt_depth: Tensor) -> Tensor:
         if self.crop_type not in CROPS:

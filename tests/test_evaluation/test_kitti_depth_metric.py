@@ -71,3 +71,12 @@ def test_bad_arguments_are_named():
     m = KITTIDepthMetric(depth_metrics=['d1', 'silog'])
     gt = torch.full((4, 4), 5.0)
     assert set(evaluate(m, gt, gt)) == {'d1', 'silog'}
+
+
+def test_clipping_leaves_the_callers_predictions_alone():
+    pred = torch.tensor([[[200.0, 10.0]]])
+    sample = dict(gt_depth_map=dict(data=torch.full((1, 1, 2), 10.0)),
+                  pred_depth_map=dict(data=pred))
+    KITTIDepthMetric(crop_type=None).process({}, [sample])
+    assert sample['pred_depth_map']['data'] is pred
+    assert pred[0, 0, 0] == 200.0
