@@ -19,7 +19,10 @@ task's own label space (``fc_cls``, ``fc_reg``, ``conv_logits``,
 a downstream detector with other classes starts from it with
 ``load_from=FILE`` (the paper starts UODB detectors this way from its
 Objects365 detector; MMEngine reports the layers left at their
-initialisation as missing keys).
+initialisation as missing keys). ``--heads-only`` writes the neck and heads
+without the backbone, for a config whose backbone starts from another
+path (``gppf_mm.GPPFPath``): ``load_from`` runs after the backbone's
+initialisation and leaves the keys it lacks as they are.
 """
 import argparse
 import os
@@ -67,6 +70,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--with-heads', action='store_true',
         help="also write the task's neck and heads (needs --task)")
     parser.add_argument(
+        '--heads-only', action='store_true',
+        help="write only the task's neck and heads, not its backbone path "
+        '(needs --task)')
+    parser.add_argument(
         '--exclude', nargs='+', default=None,
         help='regexes of head keys not to write with --with-heads (default: '
         'the final prediction layers)')
@@ -91,8 +98,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     if args.task is None and args.path is None:
         raise SystemExit('give --task NAME or --path 0,1,...')
-    if args.with_heads and args.task is None:
-        raise SystemExit('--with-heads needs --task NAME (whose heads)')
+    if (args.with_heads or args.heads_only) and args.task is None:
+        flag = '--with-heads' if args.with_heads else '--heads-only'
+        raise SystemExit(f'{flag} needs --task NAME (whose heads)')
     register_all_modules(init_default_scope=False)
     backbone, _ = load_lego_backbone(
         args.checkpoint, config=args.config, prefix=args.backbone_prefix)
@@ -107,11 +115,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
         target=args.target,
         prefix=args.backbone_prefix,
         source=osp.abspath(args.checkpoint))
-    if args.with_heads:
+    if args.with_heads or args.heads_only:
         state = load_checkpoint_file(args.checkpoint, map_location='cpu')
         heads, dropped = task_heads_state_dict(
             state.get('state_dict', state), args.task,
             FINAL_LAYERS if args.exclude is None else args.exclude)
+        if args.heads_only:
+            ckpt['state_dict'].clear()
         ckpt['state_dict'].update(heads)
         ckpt['meta']['heads'] = dict(task=args.task, excluded=dropped)
         print(f'with {len(heads)} tensors of the neck and heads of '

@@ -44,3 +44,34 @@ def gppf_ckpt(tmp_path_factory):
                                 for k, v in lego.state_dict().items()},
                     meta=dict(cfg=cfg.pretty_text)), path)
     return path
+
+
+SWIN_SLIM = dict(embed_dims=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 3, 4),
+                 window_size=4, drop_path_rate=0.)
+
+
+@pytest.fixture(scope='session')
+def gppf_swin_ckpt(tmp_path_factory):
+    """A GPPF checkpoint of a slim lego Swin-T (2 units per layer, distinct
+    units and selections for 'coco' and 'ade20k')."""
+    from gppf_mm.models.backbones import LegoSwinTransformer
+    torch.manual_seed(0)
+    tasks = ['coco', 'ade20k']
+    backbone_cfg = dict(type='LegoSwinTransformer', num_units=2,
+                        **SWIN_SLIM)
+    lego = LegoSwinTransformer(
+        **{k: v for k, v in backbone_cfg.items() if k != 'type'},
+        tasks=tasks)
+    with torch.no_grad():
+        for p in lego.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        for task in tasks:
+            lego.controller.logits[task].copy_(
+                torch.randn_like(lego.controller.logits[task]) * 3)
+    cfg = Config(dict(model=dict(type='GPPF', backbone=backbone_cfg),
+                      tasks={t: dict() for t in tasks}))
+    path = str(tmp_path_factory.mktemp('gppf_swin') / 'gppf_swin.pth')
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in lego.state_dict().items()},
+                    meta=dict(cfg=cfg.pretty_text)), path)
+    return path, lego

@@ -149,15 +149,14 @@ def test_dyfinetune_extracts_a_stock_backbone_and_retrains_on_it(
     assert low <= metrics[key] <= high
 
 
-def test_kitti_eigen_config_on_a_mini_kitti_tree(gppf_ckpt, tmp_path):
-    """The paper-setting KITTI config, shrunk in width, crop and length from
-    the command line only, on KITTI's own layout (raw frames, projected
+def kitti_run(config, tmp_path, *options):
+    """A KITTI Eigen config on a mini KITTI tree (raw frames, projected
     ground truth / 256, Eigen split files with focal lengths and a frame
-    without ground truth)."""
+    without ground truth), shrunk in crop and length from the command
+    line."""
     from gppf_mm.datasets.generation.mini_kitti import write_mini_kitti
     root = str(tmp_path / 'kitti')
     write_mini_kitti(root, train=2, test=2)
-    config = 'bts_r50-gppf-path_8xb4-30k_kitti-eigen-352x704.py'
     metrics, log = train(
         config, str(tmp_path / 'work'), root,
         f'train_dataloader.dataset.data_root={root}',
@@ -167,10 +166,54 @@ def test_kitti_eigen_config_on_a_mini_kitti_tree(gppf_ckpt, tmp_path):
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
         'train_dataloader.dataset.pipeline.3.crop_size=(64,128)',
-        'model.backbone.stem_channels=16', 'model.backbone.base_channels=16',
-        'model.decode_head.in_channels=[64,128,256,512]',
         'model.decode_head.channels=32', 'param_scheduler.0.end=1',
-        'param_scheduler.1.begin=1', 'param_scheduler.1.end=2',
-        *init(gppf_ckpt, 'street_det'))
+        'param_scheduler.1.begin=1', 'param_scheduler.1.end=2', *options)
     assert '1 line(s) without ground truth depth skipped' in log
     assert 0 <= metrics['depth/d1'] <= 1 and metrics['depth/silog'] >= 0
+    return log
+
+
+def test_kitti_eigen_config_on_a_mini_kitti_tree(gppf_ckpt, tmp_path):
+    """The paper-setting KITTI config, shrunk in width too."""
+    kitti_run('bts_r50-gppf-path_8xb4-30k_kitti-eigen-352x704.py', tmp_path,
+              'model.backbone.stem_channels=16',
+              'model.backbone.base_channels=16',
+              'model.decode_head.in_channels=[64,128,256,512]',
+              *init(gppf_ckpt, 'street_det'))
+
+
+def test_swin_kitti_config_starts_from_a_gppf_swin_path(gppf_swin_ckpt,
+                                                        tmp_path):
+    """GPPF-SwinT on KITTI: MMSeg's Swin loads its init_cfg checkpoint
+    itself, here a gppf-path:// name resolved to the task's path; the
+    backbone that trains is that path (checked against the extraction) and
+    stochastic depth is the paper's 0.4."""
+    from mmseg.models.backbones import SwinTransformer
+
+    from gppf_mm.models.backbones import path_uri
+    from gppf_mm.models.backbones.path_extraction import (
+        extract_path_checkpoint,
+    )
+    ckpt, lego = gppf_swin_ckpt
+    config = 'bts_swin-t-gppf-path_8xb4-30k_kitti-eigen-352x704.py'
+    cfg = Config.fromfile(osp.join(DOWN, config))
+    assert cfg.model.backbone.drop_path_rate == 0.4
+    assert cfg.model.backbone.init_cfg.checkpoint.startswith('gppf-path://')
+    uri = path_uri(ckpt, task='ade20k', target='mmseg')
+    log = kitti_run(
+        config, tmp_path, 'model.backbone.embed_dims=24',
+        'model.backbone.depths=[2,2,2,2]',
+        'model.backbone.num_heads=[1,2,3,4]', 'model.backbone.window_size=4',
+        'model.decode_head.in_channels=[24,48,96,192]',
+        f'model.backbone.init_cfg.checkpoint={uri}')
+    expected = extract_path_checkpoint(lego, task='ade20k', target='mmseg')
+    assert f"the path {expected['meta']['path']} of task 'ade20k'" in log
+    # the weights it started from: a fresh Swin initialised the same way
+    swin = SwinTransformer(embed_dims=24, depths=[2, 2, 2, 2],
+                           num_heads=[1, 2, 3, 4], window_size=4,
+                           init_cfg=dict(type='Pretrained', checkpoint=uri))
+    swin.init_weights()
+    for key, value in swin.state_dict().items():
+        torch.testing.assert_close(
+            value, expected['state_dict']['backbone.' + key], rtol=0,
+            atol=0, msg=key)

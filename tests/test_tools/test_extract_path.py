@@ -193,3 +193,18 @@ def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
             assert torch.equal(value, before[key]), key  # 4 classes: own
         else:  # neck, RPN, RoI extractor and shared fcs: pre-trained
             assert torch.equal(value, theirs[key]), key
+
+    # --heads-only: the same neck and heads, and the backbone keeps what it
+    # was initialised with
+    heads_only = str(tmp_path / 'street_det_heads.pth')
+    only = tool.main([ckpt, '--task', 'street_det', '--heads-only', '--out',
+                      heads_only])
+    assert only['meta']['heads'] == result['meta']['heads']
+    assert sorted(only['state_dict']) == sorted(
+        k for k in result['state_dict'] if not k.startswith('backbone.'))
+    torch.manual_seed(2)
+    faster = MMDET_MODELS.build(down.model)
+    load_checkpoint(faster, heads_only, strict=False)
+    for key, value in faster.state_dict().items():
+        expected = theirs[key] if key in only['state_dict'] else before[key]
+        assert torch.equal(value, expected), key

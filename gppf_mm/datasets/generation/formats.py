@@ -169,10 +169,13 @@ def write_cls(task_dir: str, spec: dict, counts: Dict[str, int],
                 splits=splits)
 
 
-def _voc_xml(img_id: str, h: int, w: int, objects: list) -> str:
+def voc_xml(img_id: str, h: int, w: int, objects: list,
+            folder: str = 'VOC2007', suffix: str = '.jpg') -> str:
+    """A Pascal VOC annotation; ``objects`` holds ``(name, (x, y, w, h),
+    truncated, difficult)`` with 0-based boxes, written 1-based."""
     lines = [
-        '<annotation>', '  <folder>VOC2007</folder>',
-        f'  <filename>{img_id}.jpg</filename>',
+        '<annotation>', f'  <folder>{folder}</folder>',
+        f'  <filename>{img_id}{suffix}</filename>',
         f'  <size><width>{w}</width><height>{h}</height><depth>3</depth>'
         '</size>', '  <segmented>0</segmented>'
     ]
@@ -218,7 +221,7 @@ def write_voc(task_dir: str, spec: dict, counts: Dict[str, int],
             xml_path = osp.join(sub, 'Annotations', f'{img_id}.xml')
             os.makedirs(osp.dirname(xml_path), exist_ok=True)
             with open(xml_path, 'w') as f:
-                f.write(_voc_xml(img_id, h, w, xml_objects))
+                f.write(voc_xml(img_id, h, w, xml_objects))
             ids.append(img_id)
             total += len(xml_objects)
         offset += n

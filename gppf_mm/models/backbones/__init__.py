@@ -18,6 +18,7 @@ from .path_extraction import (
     load_lego_backbone,
     path_rows,
     path_table,
+    path_uri,
 )
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     'load_lego_pretrained', 'load_plain_checkpoint', 'save_lego_checkpoint',
     'plain_backbone_state_dict', 'infer_resnet_arch',
     'resnet_to_lego_state_dict', 'extract_path_checkpoint',
-    'load_lego_backbone', 'path_rows', 'path_table', 'GPPFPath'
+    'load_lego_backbone', 'path_rows', 'path_table', 'GPPFPath', 'path_uri'
 ]

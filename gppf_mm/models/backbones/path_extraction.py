@@ -254,6 +254,83 @@ def extract_path_checkpoint(backbone: nn.Module,
         meta=meta)
 
 
+PATH_SCHEME = 'gppf-path://'
+
+
+def path_uri(checkpoint: str, task: Optional[str] = None,
+             path: Optional[Sequence[int]] = None,
+             target: str = 'mmdet') -> str:
+    """A checkpoint name that MMEngine's ``CheckpointLoader`` resolves to
+    one path of a GPPF checkpoint, extracted when it is loaded:
+    ``gppf-path://FILE?task=NAME&target=LIBRARY`` (or ``path=0,1,...``).
+
+    It works wherever a checkpoint file name does: ``Pretrained`` init
+    configs (``prefix='backbone.'``), ``load_from``, and the Swin
+    Transformers of MMDet and MMSeg, whose ``init_weights`` loads
+    ``init_cfg['checkpoint']`` whatever the init type (so
+    ``gppf_mm.GPPFPath`` never runs there).
+    """
+    query = [f'task={task}'] if task is not None else []
+    if path is not None:
+        query.append('path=' + ','.join(str(int(k)) for k in path))
+    query.append(f'target={target}')
+    return f'{PATH_SCHEME}{checkpoint}?' + '&'.join(query)
+
+
+def parse_path_uri(uri: str) -> Dict[str, Any]:
+    """``checkpoint``, ``task``, ``path`` and ``target`` of a
+    :func:`path_uri`; a wrong query names the URI and the field."""
+    from urllib.parse import parse_qs
+    body = uri[len(PATH_SCHEME):]
+    checkpoint, _, query = body.rpartition('?')
+    if not checkpoint:
+        checkpoint, query = body, ''
+    fields = {k: v[-1] for k, v in parse_qs(query).items()}
+    unknown = set(fields) - {'task', 'path', 'target'}
+    if unknown or not checkpoint or not ({'task', 'path'} & set(fields)):
+        raise ValueError(
+            f'{uri!r}: expected {PATH_SCHEME}FILE?task=NAME&target=LIBRARY '
+            f'(or path=0,1,... instead of task), got fields {sorted(fields)}')
+    path = fields.get('path')
+    if path is not None:
+        try:
+            path = [int(k) for k in path.split(',')]
+        except ValueError:
+            raise ValueError(f'{uri!r}: path must be unit indices separated '
+                             f'by commas, got {fields["path"]!r}') from None
+    target = fields.get('target', 'mmdet')
+    if target not in ('mmdet', 'mmseg', 'mmpretrain'):
+        raise ValueError(f'{uri!r}: target must be mmdet, mmseg or '
+                         f'mmpretrain, got {target!r}')
+    return dict(checkpoint=checkpoint, task=fields.get('task'), path=path,
+                target=target)
+
+
+def load_path_uri(uri: str, map_location=None) -> Dict[str, Any]:
+    """MMEngine checkpoint loader of ``gppf-path://`` names: the path's
+    plain backbone checkpoint, keys under ``'backbone.'``."""
+    from mmengine.logging import print_log
+    spec = parse_path_uri(uri)
+    backbone, _ = load_lego_backbone(spec['checkpoint'])
+    ckpt = extract_path_checkpoint(
+        backbone, task=spec['task'], path=spec['path'],
+        target=spec['target'], prefix='backbone.',
+        source=spec['checkpoint'])
+    print_log(f'the path {ckpt["meta"]["path"]} of task {spec["task"]!r} in '
+              f'{spec["checkpoint"]}, for {spec["target"]}',
+              logger='current')
+    return ckpt
+
+
+def _register_path_scheme() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes=PATH_SCHEME, loader=load_path_uri, force=True)
+
+
+_register_path_scheme()
+
+
 def _library_of(module: nn.Module) -> str:
     root = type(module).__module__.split('.')[0]
     if root not in ('mmdet', 'mmseg', 'mmpretrain'):
@@ -283,6 +360,11 @@ class GPPFPath:
     layout of the backbone's library, and loaded with ``strict=True``: a
     backbone that does not match the path's architecture fails with the
     keys named. ``tools/extract_path.py`` writes the same weights to a file.
+
+    MMDet's and MMSeg's ``SwinTransformer`` load ``init_cfg['checkpoint']``
+    themselves whatever the init type, so this class never runs there: give
+    them ``init_cfg=dict(type='Pretrained', checkpoint=path_uri(...))``
+    (``gppf-path://FILE?task=NAME&target=LIBRARY``) instead.
 
     Args:
         checkpoint (str): the GPPF checkpoint.
@@ -337,6 +419,7 @@ class GPPFPath:
 
 __all__ = [
     'lego_backbone_cfg', 'load_lego_backbone', 'resolve_task_path',
+    'path_uri', 'parse_path_uri', 'load_path_uri', 'PATH_SCHEME',
     'path_rows', 'path_table', 'extract_path_checkpoint', 'GPPFPath',
     'task_heads_state_dict', 'FINAL_LAYERS'
 ]
