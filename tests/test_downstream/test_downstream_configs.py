@@ -25,11 +25,15 @@ DEPTH = 'bts_{}_1xb8-300it_town-depth.py'
 TIMEOUT = 300
 
 
-def train(config, work_dir, bench, *options):
+SHORT = ('train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+         'default_hooks.checkpoint.interval=2')
+
+
+def train(config, work_dir, bench, *options, length=SHORT):
+    """Train a config for 2 iterations (``length``: the options that make
+    it so) with ``options``; return the last logged metrics and the log."""
     cmd = [sys.executable, 'tools/train.py', osp.join(DOWN, config),
-           '--work-dir', work_dir, '--cfg-options',
-           'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-           'default_hooks.checkpoint.interval=2',
+           '--work-dir', work_dir, '--cfg-options', *length,
            'default_hooks.logger.interval=1', *options]
     env = dict(os.environ, GPPF_DATA_ROOT=bench, OMP_NUM_THREADS='1',
                CUDA_VISIBLE_DEVICES='')

@@ -16,7 +16,10 @@ from gppf_mm.datasets.generation.mini_voc import (
 )
 
 UODB = sorted(glob.glob(osp.join(REPO, 'configs', 'downstream', 'uodb',
-                                 '*.py')))
+                                 '*gppf-path*.py')))
+DYFINETUNE = osp.join(REPO, 'configs', 'downstream', 'uodb',
+                      'faster-rcnn_lego-r50-dyfinetune_8xb2-1800it_'
+                      'uodb-clipart.py')
 # the paper's Table 8: max steps, decay steps, test size, anchor scale
 # (8 x strides 4..64 = COCO's 32..512; 4 = halved)
 TABLE8 = dict(
@@ -91,3 +94,25 @@ def test_uodb_config_trains_on_its_mini_tree(path, gppf_ckpt, tmp_path):
     assert "of task 'street_det' in " + gppf_ckpt in log
     classes = dataset_classes(voc_datasets(cfg)[-1][1])
     assert f'| {classes[0]} ' in log  # VOCMetric's table, own classes
+
+
+def test_uodb_dyfinetune_ends_with_a_stock_backbone(gppf_ckpt, tmp_path):
+    """DyFinetune on a UODB config: the lego units of the GPPF checkpoint
+    under a new controller; the extracted path strict-loads into MMDet's
+    ResNet."""
+    from mmdet.models.backbones import ResNet
+
+    from gppf_mm.utils import safe_torch_load
+    cfg = Config.fromfile(DYFINETUNE)
+    assert cfg.train_cfg.max_iters == 1800  # the Clipart schedule
+    root = str(tmp_path / 'data')
+    written = write_mini_voc(cfg, root, images=2)
+    work = str(tmp_path / 'work')
+    metrics, log = train(DYFINETUNE, work, root, *shrink(cfg, written),
+                         *init(gppf_ckpt))
+    assert 0 <= metrics['pascal_voc/AP50'] <= 1
+    extracted = safe_torch_load(osp.join(work, 'uodb_clipart_path.pth'))
+    stock = ResNet(depth=50, base_channels=16)
+    stock.load_state_dict({k[len('backbone.'):]: v
+                           for k, v in extracted['state_dict'].items()},
+                          strict=True)

@@ -143,17 +143,16 @@ def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
     import os.path as osp
 
     from mmdet.registry import MODELS as MMDET_MODELS
-    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    init_default_scope('mmdet')
     algos = Config.fromfile(osp.join(
         repo, 'configs', '_base_', 'models', 'gppf_algorithms_slim.py'))
     mask_cfg = dict(algos.algorithms.mask_rcnn, type='MaskRCNN',
                     backbone=dict(type='ResNet', depth=50, base_channels=16))
     torch.manual_seed(1)
-    mask_rcnn = MMDET_MODELS.build(mask_cfg)
+    # built in MMDet's scope without changing the process's default scope
+    mask_rcnn = MMDET_MODELS.build(dict(mask_cfg, _scope_='mmdet'))
     ckpt, _ = gppf_checkpoint(tmp_path)
     saved = torch.load(ckpt, weights_only=False)
     saved['state_dict'].update({
@@ -181,7 +180,7 @@ def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
         repo, 'configs', '_base_', 'downstream',
         'faster-rcnn_r50-slim_underwater-voc.py'))
     torch.manual_seed(2)
-    faster = MMDET_MODELS.build(down.model)
+    faster = MMDET_MODELS.build(dict(down.model, _scope_='mmdet'))
     before = {k: v.clone() for k, v in faster.state_dict().items()}
     load_checkpoint(faster, out, strict=False)
     after = faster.state_dict()
@@ -203,7 +202,7 @@ def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
     assert sorted(only['state_dict']) == sorted(
         k for k in result['state_dict'] if not k.startswith('backbone.'))
     torch.manual_seed(2)
-    faster = MMDET_MODELS.build(down.model)
+    faster = MMDET_MODELS.build(dict(down.model, _scope_='mmdet'))
     load_checkpoint(faster, heads_only, strict=False)
     for key, value in faster.state_dict().items():
         expected = theirs[key] if key in only['state_dict'] else before[key]

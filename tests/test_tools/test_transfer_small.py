@@ -14,12 +14,17 @@ def test_plan_rows_and_backbone_starts(load_tool):
     tool = load_tool('analysis_tools/transfer_small.py')
     runs = tool.plan_finetunes(['underwater_voc', 'texture_cls'], PRE,
                                [0, 1])
-    # scratch, single-task, 5 paths, DyFinetune, retrain; 2 sets x 2 seeds
-    assert len(runs) == 9 * 2 * 2
+    # scratch, single-task, 5 paths, DyFinetune, retrain; 2 sets x 2 seeds;
+    # detection also the street_det path with its neck and heads
+    assert len(runs) == 9 * 2 * 2 + 2
     rows = list(dict.fromkeys(r[0] for r in runs))
     assert rows == (['scratch', 'single-task'] +
                     [f'GPPF path {t}' for t in PRE] +
-                    ['DyFinetune', 'DyFinetune + retrain'])
+                    ['GPPF path + heads street_det', 'DyFinetune',
+                     'DyFinetune + retrain'])
+    heads = [r for r in runs if r[0] == 'GPPF path + heads street_det']
+    assert [(r[1], r[4]) for r in heads] == [
+        ('underwater_voc', ('heads', 'street_det'))] * 2
     for down, spec in tool.DOWNSTREAM.items():
         for kind in ('scratch', 'path', 'dyfinetune', 'retrain'):
             assert osp.isfile(tool.config_path(down, kind)), (down, kind)
@@ -28,7 +33,8 @@ def test_plan_rows_and_backbone_starts(load_tool):
     assert {r[4] for r in single} == {('single', 'street_det'),
                                       ('single', 'shapes_cls')}
 
-    ckpts = {'gppf': 'g.pth', ('single', 'street_det'): 's.pth'}
+    ckpts = {'gppf': 'g.pth', ('single', 'street_det'): 's.pth',
+             ('heads', 'street_det'): 'h.pth'}
     assert tool.init_options(None, ckpts, '/w', 'underwater_voc', 0) == []
     assert tool.init_options(('single', 'street_det'), ckpts, '/w',
                              'underwater_voc', 0) == [
@@ -38,6 +44,10 @@ def test_plan_rows_and_backbone_starts(load_tool):
                              'underwater_voc', 1) == [
         'model.backbone.init_cfg.checkpoint=g.pth',
         'model.backbone.init_cfg.task=indoor_seg']
+    assert tool.init_options(('heads', 'street_det'), ckpts, '/w',
+                             'underwater_voc', 1) == [
+        'model.backbone.init_cfg.checkpoint=g.pth',
+        'model.backbone.init_cfg.task=street_det', 'load_from=h.pth']
     assert tool.init_options(('dyfinetune', None), ckpts, '/w',
                              'texture_cls', 1) == [
         'model.backbone.init_cfg.checkpoint=g.pth']

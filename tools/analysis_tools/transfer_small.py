@@ -15,6 +15,10 @@ different start:
   (``T * w_t / sum(w)`` iterations on the same ranks, N = 1);
 - ``GPPF path <task>``: fixed-path finetuning from each pre-training task's
   path of the GPPF checkpoint (``gppf_mm.GPPFPath``);
+- ``GPPF path + heads <task>`` (detection): the closest task's path and its
+  neck and heads except the final layers (``tools/extract_path.py
+  --heads-only`` into ``load_from``), as the paper starts UODB detectors
+  from its Objects365 detector;
 - ``DyFinetune``: a new controller over the GPPF units, evaluated on its
   argmax path;
 - ``DyFinetune + retrain``: fixed-path finetuning on the path DyFinetune
@@ -53,7 +57,7 @@ _DOWN = osp.join(REPO, 'configs', 'downstream')
 DOWNSTREAM = {
     'underwater_voc': dict(
         metrics=[('AP50', 'pascal_voc/mAP', 100.0)],
-        source='street_det', iters=150, prefix='faster-rcnn_',
+        source='street_det', iters=150, prefix='faster-rcnn_', heads=True,
         configs=dict(
             scratch='r50-slim-scratch_1xb4-600it_underwater-voc.py',
             path='r50-slim-gppf-path_1xb4-600it_underwater-voc.py',
@@ -115,7 +119,8 @@ def parse_args(argv=None):
 def plan_finetunes(downs, pre_tasks, seeds):
     """(row, downstream, seed, config kind, init) for every finetuning run;
     ``init`` is ``None`` (scratch), ``('single', task)``, ``('gppf',
-    task)``, ``('dyfinetune', None)`` or ``('retrain', None)``."""
+    task)``, ``('heads', task)`` (path and heads), ``('dyfinetune',
+    None)`` or ``('retrain', None)``."""
     runs = []
     for down in downs:
         source = DOWNSTREAM[down]['source']
@@ -126,6 +131,9 @@ def plan_finetunes(downs, pre_tasks, seeds):
             for task in pre_tasks:
                 runs.append((f'GPPF path {task}', down, seed, 'path',
                              ('gppf', task)))
+            if DOWNSTREAM[down].get('heads'):
+                runs.append((f'GPPF path + heads {source}', down, seed,
+                             'path', ('heads', source)))
             runs.append(('DyFinetune', down, seed, 'dyfinetune',
                          ('dyfinetune', None)))
             runs.append(('DyFinetune + retrain', down, seed, 'retrain',
@@ -140,14 +148,18 @@ def run_name(row, down, seed):
 
 def init_options(init, checkpoints, work_dir, down, seed):
     """The ``--cfg-options`` that start the backbone of one run
-    (``checkpoints``: ``'gppf'`` and ``('single', task)`` -> file)."""
+    (``checkpoints``: ``'gppf'``, ``('single', task)`` and ``('heads',
+    task)`` -> file)."""
     if init is None:
         return []
     kind, task = init
-    if kind in ('single', 'gppf'):
+    if kind in ('single', 'gppf', 'heads'):
         ckpt = checkpoints[init if kind == 'single' else 'gppf']
-        return [f'model.backbone.init_cfg.checkpoint={ckpt}',
+        opts = [f'model.backbone.init_cfg.checkpoint={ckpt}',
                 f'model.backbone.init_cfg.task={task}']
+        if kind == 'heads':
+            opts.append(f'load_from={checkpoints[init]}')
+        return opts
     if kind == 'dyfinetune':
         return [f'model.backbone.init_cfg.checkpoint={checkpoints["gppf"]}']
     dy_dir = osp.join(work_dir, run_name('DyFinetune', down, seed))
@@ -185,7 +197,22 @@ def pretrain(args, cfg, env, work_dir):
         checkpoints[('single', source)] = run(
             f'single_{source}', [source], split[source],
             ['model.backbone.num_units=1'])
+        if DOWNSTREAM[down].get('heads'):
+            checkpoints[('heads', source)] = task_heads_file(
+                checkpoints['gppf'], source, work_dir)
     return checkpoints, split
+
+
+def task_heads_file(gppf_checkpoint, task, work_dir):
+    """The neck and heads of ``task`` without its final layers
+    (``tools/extract_path.py --heads-only``), written once."""
+    out = osp.join(work_dir, 'pretrain', f'{task}_heads.pth')
+    if not osp.isfile(out):
+        sys.path.insert(0, osp.join(REPO, 'tools'))
+        import extract_path
+        extract_path.main([gppf_checkpoint, '--task', task, '--heads-only',
+                           '--out', out])
+    return out
 
 
 def finetune_schedule(cfg, iters):

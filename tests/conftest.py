@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))), 'tools')
+TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
 
 
 @pytest.fixture(scope='session')
