@@ -7,6 +7,7 @@ from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
+from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
@@ -15,6 +16,20 @@ from gppf_mm.utils.setup_env import build_in_scope, scope_of
 
 LEGO_BACKBONES = ('LegoResNet', 'LegoSwinTransformer')
 
+
+
+def _mmcv_sync_bn_as_torch(cfg):
+    """``cfg`` with every ``norm_cfg`` of type ``'MMSyncBN'`` (mmcv's SyncBN,
+    which needs an initialised process group when it is built) turned into
+    torch's ``'SyncBN'``."""
+    if isinstance(cfg, dict):
+        out = {k: _mmcv_sync_bn_as_torch(v) for k, v in cfg.items()}
+        if out.get('type') == 'MMSyncBN':
+            out['type'] = 'SyncBN'
+        return ConfigDict(out)
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(_mmcv_sync_bn_as_torch(v) for v in cfg)
+    return cfg
 
 @MODELS.register_module()
 class SharedBackbonePlaceholder(nn.Module):
@@ -120,6 +135,9 @@ class GPPF(BaseModel):
                 'name its library, e.g. "mmdet.MaskRCNN", "mmseg.'
                 'EncoderDecoder" or "mmpretrain.ImageClassifier"')
         cfg['backbone'] = dict(type='gppf_mm.SharedBackbonePlaceholder')
+        # mmcv's SyncBN needs a process group to be built at all; torch's
+        # does not, and both become TaskLocalBatchNorm below
+        cfg = _mmcv_sync_bn_as_torch(cfg)
         algorithm = build_in_scope(MODELS, cfg)
         # Point the algorithm at the shared backbone without registering it a
         # second time (one copy of its weights in state dicts).

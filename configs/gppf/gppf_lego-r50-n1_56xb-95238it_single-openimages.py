@@ -1,0 +1,17 @@
+# Table 1, single-task baseline: openimages alone on the static backbone
+# (one unit per layer) with its share of the budget, 500k x 4.0 / 21 = 95238
+# iterations on the same 56 GPUs (warm-up scaled alike), so that the 8
+# single-task runs together cost one GPPF run.
+_base_ = './gppf_lego-r50-n1_56xb-simt-500k_gppf-15m.py'
+
+tasks = dict(_delete_=True, openimages={{_base_.openimages}})
+max_iters = 95238
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=9524),
+    dict(
+        type='CosineAnnealingLR', by_epoch=False, begin=9524,
+        end=max_iters, eta_min=0.0)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
