@@ -227,7 +227,9 @@ def upstream_task(name: str, task: dict) -> dict:
     overrides = {k: v for k, v in task.items()
                  if k not in ('config', 'data_config')}
     nested, dotted = _split_dotted(copy.deepcopy(overrides))
-    merged.merge_from_dict(nested)
+    # list fields take dicts keyed by index ('--cfg-options tasks.coco.
+    # train_dataloader.dataset.pipeline.2.scale=...' arrives this way)
+    merged.merge_from_dict(nested, allow_list_keys=True)
     # keys with dots reach into lists: 'roi_head.bbox_head.0.num_classes'
     merged.merge_from_dict(dotted, allow_list_keys=True)
     out = merged.to_dict()

@@ -199,3 +199,29 @@ def test_swin_config_builds():
     assert lvis.mask_head[0].conv_logits.out_channels == 1203
     assert model.algorithms['ade20k'].decode_head.in_channels == [
         96, 192, 384, 768]
+
+
+def test_model_index_lists_every_gppf_config():
+    """``model-index.yml`` (what ``mim`` reads) imports the GPPF metafile,
+    whose every entry points at a config that exists, and every config
+    under configs/gppf/ is listed; the paper-scale entries say their
+    numbers are the paper's."""
+    import yaml
+    with open(osp.join(REPO, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    (metafile, ) = index['Import']
+    with open(osp.join(REPO, metafile)) as f:
+        models = yaml.safe_load(f)['Models']
+    listed = {m['Config'] for m in models}
+    assert all(osp.isfile(osp.join(REPO, c)) for c in listed)
+    shipped = {osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', 'gppf', '*.py'))}
+    assert listed == shipped
+    for m in models:
+        if 'gppf-15m' in m['Config'] or '_single-' in m['Config']:
+            assert m['Metadata']['Results Source'].startswith(
+                "the paper's Table 1")
+    n2 = next(m for m in models if m['Name'] ==
+              'gppf_lego-r50-n2-soft_56xb-simt-500k_gppf-15m')
+    coco = n2['Results'][0]
+    assert (coco['Dataset'], coco['Metrics']) == ('COCO', {'box AP': 49.7})

@@ -17,9 +17,10 @@ class SIMTStateHook(Hook):
     """Put every rank's SIMT state into checkpoints and restore it.
 
     The state of a rank is its task generator, the batches it consumed per
-    task and its global RNG states (torch, CUDA when initialised, numpy,
-    Python), taken at the end of an iteration. :class:`SIMTTrainLoop`
-    exchanges the states of all ranks every iteration (MMEngine calls
+    task, its global RNG states (torch, CUDA when initialised, numpy,
+    Python) and its Gumbel noise generators, taken at the end of an
+    iteration. :class:`SIMTTrainLoop` exchanges the states of all ranks at
+    the iterations whose end writes a checkpoint (MMEngine calls
     ``before_save_checkpoint`` on rank 0 only, so no collective can run
     there); rank 0 stores the list, indexed by rank, as
     ``checkpoint['simt']``. It holds tensors, numbers, strings, lists and
@@ -46,8 +47,20 @@ class SIMTStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         loop = _simt_loop(runner)
-        if loop is not None and loop.gathered_states:
-            checkpoint['simt'] = loop.gathered_states
+        if loop is None or not loop.gathered_states:
+            return
+        states = loop.gathered_states
+        if int(states[0].get('iter', -1)) != runner.iter + 1:
+            # a save the loop did not foresee (not an iteration-based
+            # CheckpointHook): states of an older iteration would make the
+            # resume fail its iteration check, so store none
+            runner.logger.warning(
+                f'SIMTStateHook: the checkpoint of iteration '
+                f'{runner.iter + 1} holds no SIMT state (the last exchange '
+                f'was at iteration {states[0].get("iter")}); a resume from '
+                f'it continues the task draws approximately')
+            return
+        checkpoint['simt'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('simt')

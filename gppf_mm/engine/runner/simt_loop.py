@@ -45,6 +45,12 @@ from gppf_mm.datasets.task_sampler import (
     TaskSampler,
     sampler_seed,
 )
+from gppf_mm.engine.runner.simt_state import (
+    checkpoint_due,
+    gumbel_state,
+    load_gumbel_state,
+    seed_gumbel_noise,
+)
 from gppf_mm.registry import LOOPS
 
 STATE_VERSION = 1
@@ -413,6 +419,7 @@ class SIMTTrainLoop(BaseLoop):
     def run(self) -> torch.nn.Module:
         """Train until ``max_iters``."""
         self.runner.call_hook('before_train')
+        seed_gumbel_noise(self.runner.model, self.seed, self.rank)
         self._restore()
         self.runner.call_hook('before_train_epoch')
         while self._iter < self._max_iters and not self.stop_training:
@@ -455,13 +462,19 @@ class SIMTTrainLoop(BaseLoop):
             v = _scalar(value)
             if v is not None:
                 scalars[key] = v
-        local = dict(task=task, logs=scalars, state=self.state_dict())
+        local = dict(task=task, logs=scalars)
+        # the per-rank states (RNGs, generators) are only needed by the
+        # checkpoint written at the end of this iteration, if any
+        due = checkpoint_due(self.runner)
+        if due:
+            local['state'] = self.state_dict()
         if self.world_size > 1:
             everyone: List[Any] = [None] * self.world_size
             dist.all_gather_object(everyone, local)
         else:
             everyone = [local]
-        self.gathered_states = [e['state'] for e in everyone]
+        if due:
+            self.gathered_states = [e['state'] for e in everyone]
         for e in everyone:
             self.total_consumed[e['task']] += 1
         merged: Dict[str, List[float]] = {}
@@ -486,7 +499,8 @@ class SIMTTrainLoop(BaseLoop):
             sampling=self.sampling,
             task_sampler=self.task_sampler.state_dict(),
             consumed=dict(self.consumed),
-            rng=rng_state())
+            rng=rng_state(),
+            gumbel=gumbel_state(self.runner.model))
 
     def load_state_dict(self, state: dict) -> None:
         """Restore this rank's state when :meth:`run` starts (after the
@@ -572,8 +586,12 @@ class SIMTTrainLoop(BaseLoop):
         if state.get('exact', True):
             self.task_sampler.load_state_dict(state['task_sampler'])
             set_rng_state(state['rng'])
+            if state.get('gumbel'):
+                load_gumbel_state(self.runner.model, state['gumbel'])
         else:
             # fresh draws that do not repeat the first iterations'
             self.task_sampler.generator.manual_seed(
                 sampler_seed(self.seed + 1000003 * self._iter, self.rank,
                              self.sampling))
+            seed_gumbel_noise(self.runner.model,
+                              self.seed + 1000003 * self._iter, self.rank)

@@ -96,11 +96,11 @@ def loader_cfg(task, sampler=None):
 
 
 def make_runner(work_dir, distributed, resume_from=None, iters=ITERS,
-                samplers=None, val_interval=1000, **cfg):
+                samplers=None, val_interval=1000, model=None, **cfg):
     samplers = samplers or {}
     cfg.setdefault('custom_hooks', [dict(type='SIMTStateHook')])
     runner = GPPFRunner(
-        model=ToyMultiTask(),
+        model=model or ToyMultiTask(),
         work_dir=work_dir,
         experiment_name=f'simt_{uuid.uuid4().hex}',
         train_dataloader={

@@ -1,0 +1,66 @@
+# Copyright (c) gppf_mm contributors. All rights reserved.
+"""Pieces of a SIMT rank's state kept outside the global RNGs: the Gumbel
+noise generators of the lego controllers (one stream per rank), and when
+the per-rank states must be exchanged at all (only at the iterations whose
+end writes a checkpoint)."""
+from typing import List
+
+import torch
+import torch.nn as nn
+
+
+def gumbel_controllers(model: nn.Module) -> List[nn.Module]:
+    """The Gumbel controllers of a (possibly wrapped) model, in module
+    order."""
+    from gppf_mm.models.routing import GumbelController
+    return [m for m in model.modules() if isinstance(m, GumbelController)]
+
+
+def gumbel_seed(seed: int, rank: int, index: int) -> int:
+    """Seed of controller ``index``'s noise on ``rank``: distinct across
+    ranks and controllers, fixed by the run's seed."""
+    return (int(seed) * 1000003 + int(rank) * 9973 + int(index)) % (2**63)
+
+
+def seed_gumbel_noise(model: nn.Module, seed: int, rank: int) -> int:
+    """Give every controller of ``model`` its own noise generator for this
+    rank (without it every rank draws the same noise from the same seeded
+    global RNG); return how many were seeded."""
+    controllers = gumbel_controllers(model)
+    for i, controller in enumerate(controllers):
+        controller.manual_seed(gumbel_seed(seed, rank, i))
+    return len(controllers)
+
+
+def gumbel_state(model: nn.Module) -> List[torch.Tensor]:
+    """The state of every controller's noise generator (resumable)."""
+    return [c._generator.get_state() for c in gumbel_controllers(model)
+            if c._generator is not None]
+
+
+def load_gumbel_state(model: nn.Module, states: List[torch.Tensor]) -> None:
+    controllers = gumbel_controllers(model)
+    if len(states) != len(controllers):
+        raise ValueError(f'the checkpoint holds the noise state of '
+                         f'{len(states)} Gumbel controllers, the model has '
+                         f'{len(controllers)}')
+    for controller, state in zip(controllers, states):
+        if controller._generator is None:
+            controller._generator = torch.Generator()
+        controller._generator.set_state(state)
+
+
+def checkpoint_due(runner) -> bool:
+    """Whether an iteration-based checkpoint hook saves at the end of the
+    current iteration (``runner.iter`` before it is counted), by the same
+    test as MMEngine's ``CheckpointHook.after_train_iter``."""
+    from mmengine.hooks import CheckpointHook
+    for hook in runner.hooks:
+        if not isinstance(hook, CheckpointHook) or hook.by_epoch:
+            continue
+        if hook.every_n_train_iters(runner, hook.interval,
+                                    hook.save_begin) or (
+                                        hook.save_last and
+                                        hook.is_last_train_iter(runner)):
+            return True
+    return False
