@@ -46,6 +46,7 @@ from gppf_mm.datasets.task_sampler import (
     sampler_seed,
 )
 from gppf_mm.engine.runner.simt_state import (
+    cap_workers,
     checkpoint_due,
     gumbel_state,
     load_gumbel_state,
@@ -287,9 +288,14 @@ class SIMTTrainLoop(BaseLoop):
         val_interval (int): validation interval. Defaults to 1000.
         dynamic_intervals (list[tuple], optional): ``(milestone,
             interval)`` pairs, as in MMEngine's loops.
+        max_workers (int, optional): dataloader worker processes of one
+            rank over all its tasks; the tasks' ``num_workers`` are scaled
+            down to fit (each rank may draw any task, and a task's workers
+            start the first time the rank draws it). Defaults to no cap.
 
-    Every iteration the ranks exchange (task, log variables, state) in one
-    ``all_gather_object``: the outputs given to the ``after_train_iter``
+    Every iteration the ranks exchange (task, log variables) in one
+    ``all_gather_object``, and their SIMT states too at the iterations that
+    write a checkpoint: the outputs given to the ``after_train_iter``
     hooks -- and so the logs of rank 0 -- hold the mean of each log
     variable over the ranks that reported it (``'{task}.loss_x'`` over the
     ranks of that task, ``'loss'`` over all) and ``'{task}.iters'``, the
@@ -305,8 +311,8 @@ class SIMTTrainLoop(BaseLoop):
                  seed: Optional[int] = None,
                  val_begin: int = 1,
                  val_interval: int = 1000,
-                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None
-                 ) -> None:
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
+                 max_workers: Optional[int] = None) -> None:
         self._runner = runner
         check_task_dict(dataloader, 'SIMTTrainLoop', 'train')
         if not isinstance(task_weights, dict):
@@ -340,6 +346,8 @@ class SIMTTrainLoop(BaseLoop):
                                         sampling, self.rank, self.world_size)
 
         diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
+        if max_workers is not None:
+            dataloader = self._capped(dataloader, max_workers)
         self.dataloaders: Dict[str, DataLoader] = {}
         for task, loader in dataloader.items():
             if isinstance(loader, dict):
@@ -366,6 +374,28 @@ class SIMTTrainLoop(BaseLoop):
         self._pending_states: Optional[Tuple[List[dict], bool]] = None
         self.gathered_states: Optional[List[dict]] = None
         self._ensure_state_hook()
+
+    def _capped(self, dataloader: dict, max_workers: int) -> dict:
+        """The dataloader configs with at most ``max_workers`` worker
+        processes on this rank over all tasks (each task's workers start
+        the first time the rank draws it, and stay if persistent)."""
+        workers = cap_workers(dataloader, max_workers)
+        out = dict(dataloader)
+        changed = []
+        for task, n in workers.items():
+            cfg = dict(out[task])
+            if int(cfg.get('num_workers', 0)) != n:
+                changed.append(f'{task} {cfg.get("num_workers", 0)} -> {n}')
+                cfg['num_workers'] = n
+                if n == 0:
+                    cfg['persistent_workers'] = False
+                    cfg.pop('prefetch_factor', None)
+            out[task] = cfg
+        if changed:
+            self.runner.logger.info(
+                f'SIMTTrainLoop: max_workers={max_workers} per rank; '
+                f'dataloader workers {", ".join(changed)}')
+        return out
 
     def _ensure_state_hook(self) -> None:
         from gppf_mm.engine.hooks.simt_state_hook import SIMTStateHook

@@ -64,3 +64,26 @@ def checkpoint_due(runner) -> bool:
                                         hook.is_last_train_iter(runner)):
             return True
     return False
+
+
+def cap_workers(loaders: dict, max_workers: int) -> dict:
+    """Per-task ``num_workers`` of dataloader configs whose total fits
+    ``max_workers`` (one rank's worker processes over all its tasks):
+    every task keeps its share, ``n_t * cap / sum(n)`` rounded down, and
+    the workers left by the rounding go to the tasks that lost the most.
+    Loaders that are already built are left as they are."""
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) \
+            or max_workers < 0:
+        raise ValueError(f'SIMTTrainLoop: max_workers must be an int >= 0, '
+                         f'got {max_workers!r}')
+    asked = {t: int(cfg.get('num_workers', 0)) for t, cfg in loaders.items()
+             if isinstance(cfg, dict)}
+    total = sum(asked.values())
+    if total <= max_workers:
+        return dict(asked)
+    exact = {t: n * max_workers / total for t, n in asked.items()}
+    given = {t: int(v) for t, v in exact.items()}
+    left = max_workers - sum(given.values())
+    for t in sorted(asked, key=lambda t: given[t] - exact[t])[:left]:
+        given[t] += 1
+    return given

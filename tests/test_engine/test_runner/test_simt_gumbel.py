@@ -1,7 +1,8 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """SIMT on 2 gloo ranks with a Gumbel controller: every rank draws its own
 noise, the noise generators resume exactly, and the per-rank states are
-exchanged only at the iterations that write a checkpoint."""
+exchanged only at the iterations that write a checkpoint; the cap on one
+rank's dataloader workers."""
 import os.path as osp
 
 import pytest
@@ -106,3 +107,52 @@ def test_states_exchanged_only_at_checkpoints(runs):
         assert res['full']['state_calls'] == [CUT - 1, ITERS - 1]
     ckpt = safe_torch_load(osp.join(work_dir, 'full', f'iter_{CUT}.pth'))
     assert [len(s['gumbel']) for s in ckpt['simt']] == [1, 1]
+
+
+def test_worker_cap_shares_and_rounding():
+    from gppf_mm.engine.runner.simt_state import cap_workers
+    loaders = dict(a=dict(num_workers=8), b=dict(num_workers=4),
+                   c=dict(num_workers=0), d=dict(num_workers=2))
+    # 14 asked, 7 allowed: a 4, b 2, d 1
+    assert cap_workers(loaders, 7) == dict(a=4, b=2, c=0, d=1)
+    # 14 asked, 5 allowed: shares 2.86 / 1.43 / 0.71 -> 2 / 1 / 0, and the
+    # 2 left go to the largest remainders (d, then a)
+    assert cap_workers(loaders, 5) == dict(a=3, b=1, c=0, d=1)
+    assert cap_workers(loaders, 20) == dict(a=8, b=4, c=0, d=2)
+    with pytest.raises(ValueError, match='max_workers must be an int'):
+        cap_workers(loaders, -1)
+
+
+def test_workers_are_capped_started_lazily_and_keep_the_order(tmp_path):
+    """Worker processes (2 per task asked, 3 allowed in all) give the same
+    batches as the main process would, and a task's workers start only
+    when it is first drawn."""
+    from test_simt_loop import expected_run, loader_cfg
+    seen_iterators = []
+
+    runner = make_runner(str(tmp_path), False, iters=3)
+    cfg = runner._train_loop
+    cfg['max_workers'] = 3
+    for task in WEIGHTS:
+        loader = dict(loader_cfg(task), num_workers=2,
+                      persistent_workers=True)
+        runner._train_dataloader[task] = loader
+    loop = runner.train_loop  # built from the configs above
+    assert {t: loop.dataloaders[t].num_workers for t in WEIGHTS} == dict(
+        a=1, b=1, c=1)
+    original = loop.next_batch
+
+    def watched(task):
+        seen_iterators.append(
+            {t: loop._iterators.get(t) is not None for t in WEIGHTS})
+        return original(task)
+
+    loop.next_batch = watched
+    result = train(runner)
+    drawn = [t for t, _ in expected_run(0, 1, 3)]
+    assert [t for t, _ in result['seen']] == drawn
+    assert result['seen'] == expected_run(0, 1, 3)
+    # before the first draw no task had started its workers
+    assert seen_iterators[0] == dict(a=False, b=False, c=False)
+    started = {t for t in WEIGHTS if loop._iterators.get(t) is not None}
+    assert started == set(drawn)
