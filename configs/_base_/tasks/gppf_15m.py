@@ -34,9 +34,15 @@ in21k = dict(
         dataset=dict(
             type='ImageNet21k', data_root='data/imagenet21k',
             split='train')),
+    # MMPretrain's ImageNet21k knows only a 'train' split: the validation
+    # images of the release are named by their folder and list
     val_dataloader=dict(
         dataset=dict(
-            type='ImageNet21k', data_root='data/imagenet21k', split='val')),
+            type='ImageNet21k',
+            data_root='data/imagenet21k',
+            split='',
+            data_prefix='val',
+            ann_file='meta/val.txt')),
     test_dataloader=None)
 
 # COCO: Mask R-CNN with 4conv1fc box and mask heads, large-scale jitter at
