@@ -67,11 +67,20 @@ objects365 = dict(
     config='mmdet::objects365/faster-rcnn_r50_fpn_16xb4-1x_objects365v2.py',
     sample_weight=4.0,
     train_dataloader=dict(batch_size=12))
+# MMDet 3.3's challenge dataset names the group-of flag differently from
+# its metric (gppf_mm/datasets/openimages.py); the challenge box files name
+# images '<split>/<id>.jpg', so the image prefix is the Open Images folder
+# itself (MMDet 2.x's setting; its 3.x config repeats the split folder for
+# the train and test sets).
+_oi = dict(type='OpenImagesChallenge2019Dataset',
+           data_prefix=dict(img='OpenImages/'))
 openimages = dict(
     config='mmdet::openimages/'
     'faster-rcnn_r50_fpn_32xb2-1x_openimages-challenge.py',
     sample_weight=4.0,
-    train_dataloader=dict(batch_size=12))
+    train_dataloader=dict(batch_size=12, dataset=_oi),
+    val_dataloader=dict(dataset=_oi),
+    test_dataloader=dict(dataset=_oi))
 
 # Semantic segmentation: UperNet with an auxiliary FCN head (MMSeg's
 # configs; the backbone is GPPF's ResNet, not MMSeg's ResNetV1c, as in the
