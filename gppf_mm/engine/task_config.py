@@ -421,13 +421,23 @@ def validate_tasks(tasks: Any) -> None:
 
 
 def _scoped_loader(loader: dict, scope: str) -> dict:
-    """A dataloader config whose dataset is built in ``scope``."""
+    """A dataloader config whose dataset is built in ``scope``, and whose
+    sampler and batch sampler are too when gppf_mm's registry (with
+    MMEngine's) does not have them (an upstream config's
+    ``AspectRatioBatchSampler`` is MMDet's)."""
+    from gppf_mm.registry import DATA_SAMPLERS
     loader = copy.deepcopy(loader)
     dataset = loader['dataset']
     if scope_of(dataset) is None:
         dataset = dict(dataset)
         dataset['_scope_'] = scope
     loader['dataset'] = with_scope(dataset)
+    for key in ('sampler', 'batch_sampler'):
+        sampler = loader.get(key)
+        if isinstance(sampler, dict) and scope_of(sampler) is None and \
+                isinstance(sampler.get('type'), str) and \
+                DATA_SAMPLERS.get(sampler['type']) is None:
+            loader[key] = dict(sampler, _scope_=scope)
     return loader
 
 

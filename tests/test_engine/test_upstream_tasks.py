@@ -173,6 +173,12 @@ def test_table1_configs_validate(path):
         assert backbone.num_units == 1
         return
     assert len(cfg.model.tasks) == 8
+    # MMDet's challenge dataset cannot be scored by its metric
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']['openimages']
+        dataset = loader['dataset']
+        dataset = dataset.get('dataset', dataset)  # TaskDataset wrapper
+        assert dataset['type'] == 'OpenImagesChallenge2019Dataset', split
     units = int(name.split('-n')[1][0])
     assert backbone.num_units == units
     assert cfg.model.cross_task_bn == ('local-bn' not in name and

@@ -55,7 +55,10 @@ tasks = dict(
         data_config={{_base_.openimages.config}},
         sample_weight=4.0,
         algorithm=_cascade(500),
-        train_dataloader=dict(batch_size=12)),
+        # the dataset and image prefix of gppf_15m.py's Open Images task
+        train_dataloader=dict(batch_size=12, dataset={{_base_._oi}}),
+        val_dataloader=dict(dataset={{_base_._oi}}),
+        test_dataloader=dict(dataset={{_base_._oi}})),
     ade20k=dict(algorithm=_uper),
     coco_stuff=dict(algorithm=_uper),
     voc=dict(algorithm=_uper))
