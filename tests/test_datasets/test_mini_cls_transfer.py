@@ -3,7 +3,6 @@
 dataset classes: sample counts, labels, split disjointness, image shapes and
 byte determinism."""
 import hashlib
-import os
 import os.path as osp
 import pickle
 from collections import Counter
@@ -14,6 +13,7 @@ import pytest
 from mmengine.registry import DefaultScope
 from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.registry import DATASETS
+from test_generation import tree_digest
 
 from gppf_mm.datasets.generation.mini_cls_transfer import (
     CIFAR100_SUPERCLASSES,
@@ -61,17 +61,6 @@ def sample_ids(dataset):
         info = dataset.get_data_info(i)
         out.append(info['img_path'] if 'img_path' in info else hashlib.sha1(
             np.ascontiguousarray(info['img']).tobytes()).hexdigest())
-    return out
-
-
-def tree_digest(root):
-    out = {}
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            path = osp.join(dirpath, name)
-            with open(path, 'rb') as f:
-                out[osp.relpath(path, root)] = hashlib.sha256(
-                    f.read()).hexdigest()
     return out
 
 

@@ -36,6 +36,21 @@ def imwrite(path: str, img: np.ndarray) -> None:
         raise IOError(f'could not write {path}')
 
 
+def write_jpeg(path: str, img: np.ndarray) -> None:
+    """A JPEG with fixed encoder settings, whatever the extension's case
+    (``.JPEG`` as ImageNet names its files)."""
+    ok, buf = cv2.imencode('.jpg', img, JPG_PARAMS)
+    if not ok:
+        raise IOError(f'could not encode {path}')
+    write_bytes(path, buf.tobytes())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
 def dump_json(path: str, obj) -> None:
     """Write JSON with sorted keys and no whitespace."""
     os.makedirs(osp.dirname(path), exist_ok=True)

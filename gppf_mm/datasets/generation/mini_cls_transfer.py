@@ -79,7 +79,7 @@ from mmpretrain.datasets.categories import (
     OxfordIIITPet_CATEGORIES,
 )
 
-from .formats import JPG_PARAMS, dump_json, write_lines
+from .formats import dump_json, write_bytes, write_jpeg, write_lines
 
 IMG_SIZE = (48, 56)  # (h, w) of the file-based images
 CIFAR_SIZE = (32, 32)
@@ -228,29 +228,13 @@ def _rng(key: str, seed: int, purpose: str) -> np.random.Generator:
          zlib.crc32(purpose.encode())])
 
 
-def _write_jpeg(path: str, img: np.ndarray) -> None:
-    """JPEG with fixed settings, whatever the extension's case."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    ok, buf = cv2.imencode('.jpg', img, JPG_PARAMS)
-    if not ok:
-        raise IOError(f'could not encode {path}')
-    with open(path, 'wb') as f:
-        f.write(buf.tobytes())
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(data)
-
-
 def _savemat(path: str, mdict: dict) -> None:
     """A MAT v5 file whose header text does not carry the time."""
     buf = io.BytesIO()
     scipy.io.savemat(buf, mdict, format='5', oned_as='row')
     data = bytearray(buf.getvalue())
     data[:116] = MAT_HEADER.ljust(116, b' ')
-    _write_bytes(path, bytes(data))
+    write_bytes(path, bytes(data))
 
 
 def _row(values, dtype) -> np.ndarray:
@@ -289,18 +273,18 @@ def _imagenet(root, labels, per_class, images, rng):
     for label in labels:
         for i in range(per_class):
             name = f'{wnid[label]}/{wnid[label]}_{i + 1}.JPEG'
-            _write_jpeg(osp.join(root, 'train', name), images(label))
+            write_jpeg(osp.join(root, 'train', name), images(label))
             train.append((name, label))
     val_labels = [int(x) for x in rng.permutation(_items(labels, per_class))]
     val = []
     for j, label in enumerate(val_labels):
         name = f'ILSVRC2012_val_{j + 1:08d}.JPEG'
-        _write_jpeg(osp.join(root, 'val', name), images(label))
+        write_jpeg(osp.join(root, 'val', name), images(label))
         val.append((name, label))
     test_labels = rng.permutation(_items(labels, per_class))
     for j, label in enumerate(test_labels):
         name = f'ILSVRC2012_test_{j + 1:08d}.JPEG'
-        _write_jpeg(osp.join(root, 'test', name), images(int(label)))
+        write_jpeg(osp.join(root, 'test', name), images(int(label)))
     for split, pairs in (('train', train), ('val', val)):
         write_lines(osp.join(root, 'meta', f'{split}.txt'),
                     [f'{name} {label}' for name, label in pairs])
@@ -322,7 +306,7 @@ def _food101(root, labels, per_class, images, rng):
         for label in labels:
             for _ in range(per_class):
                 rel = f'{classes[label]}/{next(ids)}'
-                _write_jpeg(osp.join(root, 'images', rel + '.jpg'),
+                write_jpeg(osp.join(root, 'images', rel + '.jpg'),
                             images(label))
                 lines.append(rel)
                 per[classes[label]].append(rel)
@@ -349,7 +333,7 @@ def _cifar_rows(imgs: List[np.ndarray]) -> np.ndarray:
 
 
 def _dump_pickle(path: str, obj) -> None:
-    _write_bytes(path, pickle.dumps(obj, protocol=2))
+    write_bytes(path, pickle.dumps(obj, protocol=2))
 
 
 def _cifar10(root, labels, per_class, images, rng):
@@ -443,7 +427,7 @@ def _sun397(root, labels, per_class, images, rng):
                         used.add(stem)
                         break
                 rel = f'{sun397_folder(classes[label])}/{stem}.jpg'
-                _write_jpeg(osp.join(root, 'SUN397', rel[1:]), images(label))
+                write_jpeg(osp.join(root, 'SUN397', rel[1:]), images(label))
                 lines.append(rel)
         write_lines(osp.join(root, 'Partitions', fname), lines)
         out[split] = _items(labels, per_class)
@@ -464,7 +448,7 @@ def _stanford_cars(root, labels, per_class, images, rng):
     ann = np.empty((1, len(entries)), dtype=[(f, object) for f in fields])
     for n, (label, test) in enumerate(entries):
         rel = f'car_ims/{n + 1:06d}.jpg'
-        _write_jpeg(osp.join(root, rel), images(label))
+        write_jpeg(osp.join(root, rel), images(label))
         ann[0, n] = (np.array(rel), np.array([[1]], np.uint16),
                      np.array([[1]], np.uint16), np.array([[w]], np.uint16),
                      np.array([[h]], np.uint16),
@@ -493,7 +477,7 @@ def _fgvc_aircraft(root, labels, per_class, images, rng):
         for label in labels:
             for _ in range(per_class):
                 img_id = f'{next(ids):07d}'
-                _write_jpeg(osp.join(data, 'images', img_id + '.jpg'),
+                write_jpeg(osp.join(data, 'images', img_id + '.jpg'),
                             images(label))
                 lines[split].append(f'{img_id} {classes[label]}')
     lines['trainval'] = lines['train'] + lines['val']
@@ -519,7 +503,7 @@ def _dtd(root, labels, per_class, images, rng):
             for _ in range(per_class):
                 name = (f'{classes[label]}/{classes[label]}_'
                         f'{next(numbers[label]):04d}.jpg')
-                _write_jpeg(osp.join(root, 'images', name), images(label))
+                write_jpeg(osp.join(root, 'images', name), images(label))
                 names.append(name)
                 cls.append(label + 1)
                 sets.append(set_id)
@@ -571,7 +555,7 @@ def _oxford_iiit_pet(root, labels, per_class, images, rng):
         for label in labels:
             for _ in range(per_class):
                 stem = f'{classes[label]}_{next(numbers[label])}'
-                _write_jpeg(osp.join(root, 'images', stem + '.jpg'),
+                write_jpeg(osp.join(root, 'images', stem + '.jpg'),
                             images(label))
                 class_id, species, breed_id = fields(label)
                 lines[split].append(f'{stem} {class_id} {species} {breed_id}')
@@ -598,7 +582,7 @@ def _caltech101(root, labels, per_class, images, rng):
         for label in labels:
             for _ in range(per_class):
                 rel = f'{classes[label]}/image_{next(numbers[label]):04d}.jpg'
-                _write_jpeg(osp.join(root, '101_ObjectCategories', rel),
+                write_jpeg(osp.join(root, '101_ObjectCategories', rel),
                             images(label))
                 lines.append(f'{rel} {label}')
         write_lines(osp.join(root, 'meta', f'{split}.txt'), lines)
@@ -615,7 +599,7 @@ def _flowers102(root, labels, per_class, images, rng):
     for (_, label), img_id in zip(entries, ids):
         label_of[img_id - 1] = label + 1
     for img_id in range(1, len(entries) + 1):
-        _write_jpeg(osp.join(root, 'jpg', f'image_{img_id:05d}.jpg'),
+        write_jpeg(osp.join(root, 'jpg', f'image_{img_id:05d}.jpg'),
                     images(int(label_of[img_id - 1]) - 1))
     split_ids = {
         split: [int(i) for (s, _), i in zip(entries, ids) if s == split]

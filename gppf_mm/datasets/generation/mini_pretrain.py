@@ -94,7 +94,6 @@ keys, pickles with protocol 4: the bytes depend only on ``seed`` (and
 """
 import csv
 import io
-import os
 import os.path as osp
 import pickle
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -103,11 +102,12 @@ import cv2
 import numpy as np
 
 from .formats import (
-    JPG_PARAMS,
     dump_json,
     imwrite,
     mask_box,
     mask_to_polygons,
+    write_bytes,
+    write_jpeg,
     write_lines,
 )
 from .scenes import det_scene, seg_scene, shape_image
@@ -155,22 +155,6 @@ def _classes(kind: str, name: str) -> Tuple[str, ...]:
     else:
         from mmseg import datasets
     return tuple(getattr(datasets, name).METAINFO['classes'])
-
-
-def write_jpeg(path: str, img: np.ndarray) -> None:
-    """A JPEG with fixed encoder settings, whatever the extension's case."""
-    ok, buf = cv2.imencode('.jpg', img, JPG_PARAMS)
-    if not ok:
-        raise IOError(f'could not encode {path}')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(buf.tobytes())
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(data)
 
 
 def _det_image(rng: np.random.Generator, domain: str, size: Size
@@ -410,11 +394,11 @@ def _openimages(root: str, images: int, size: Size,
     rows = openimages_classes()
     classes = io.StringIO()
     csv.writer(classes, lineterminator='\n').writerows(rows)
-    _write_bytes(osp.join(ann_dir, 'cls-label-description.csv'),
+    write_bytes(osp.join(ann_dir, 'cls-label-description.csv'),
                  classes.getvalue().encode())
     buf = io.BytesIO()
     np.save(buf, openimages_tree())
-    _write_bytes(osp.join(ann_dir, 'class_label_tree.np'), buf.getvalue())
+    write_bytes(osp.join(ann_dir, 'class_label_tree.np'), buf.getvalue())
 
     scene_ids = [dict((n, c) for _, n, c in OI_CLASSES)[n]
                  for n in DET_CLASSES['openimages'][1]]
@@ -453,7 +437,7 @@ def _openimages(root: str, images: int, size: Size,
             levels.append((img_id, rows[0][0], 0))
         name = f'challenge-2019-{folder}'
         write_lines(osp.join(ann_dir, f'{name}-detection-bbox.txt'), lines)
-        _write_bytes(osp.join(ann_dir, f'{name}-metas.pkl'),
+        write_bytes(osp.join(ann_dir, f'{name}-metas.pkl'),
                      pickle.dumps(metas, protocol=4))
         if split == 'val':
             write_lines(
@@ -547,7 +531,7 @@ def _write_palette_png(path: str, label: np.ndarray) -> None:
     img.putpalette(voc_palette())
     buf = io.BytesIO()
     img.save(buf, format='PNG', optimize=False, compress_level=6)
-    _write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def _voc_label(objects: List[dict], size: Size) -> np.ndarray:
