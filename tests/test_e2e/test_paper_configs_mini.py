@@ -2,8 +2,8 @@
 """The paper's 8-task configs, GPPF-R50 and GPPF-SwinT, end to end on 2 gloo
 ranks on mini copies of the 8 datasets in their real formats, with only
 data roots and sizes overridden from the command line: every task trains,
-every task is evaluated by its own upstream metric, and the R50 run
-resumes from its checkpoint."""
+every task is evaluated by its own upstream metric, and each run resumes
+from its checkpoint."""
 import glob
 import json
 import os.path as osp
@@ -68,18 +68,18 @@ def trained_tasks(work_dir):
     return tasks
 
 
-def test_gppf_r50_trains_evaluates_and_resumes(mini, tmp_path):
-    work = str(tmp_path / 'r50')
-    opts = paper_options(R50, mini)
-    train(R50, work, 2, opts + length(2, validate=False), ENV,
-          label='GPPF-R50 mini', timeout=TIMEOUT)
+def train_evaluate_resume(config, mini, work):
+    """2 iterations, a checkpoint, then resumed for a third iteration
+    after which every task is evaluated."""
+    opts = paper_options(config, mini)
+    name = osp.basename(config)
+    train(config, work, 2, opts + length(2, validate=False), ENV,
+          label=f'{name} mini', timeout=TIMEOUT)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
-    # resumed for one more iteration, then every task evaluated
-    train(R50, work, 2, opts + length(3, validate=True) + ['resume=True'],
-          ENV, label='GPPF-R50 mini resumed', timeout=TIMEOUT)
+    train(config, work, 2, opts + length(3, validate=True) + ['resume=True'],
+          ENV, label=f'{name} mini resumed', timeout=TIMEOUT)
     with open(osp.join(work, 'train.log')) as f:
-        log = f.read()
-    assert 'resumed epoch: 0, iter: 2' in log
+        assert 'resumed epoch: 0, iter: 2' in f.read()
     metrics = last_metrics(work)
     assert METRICS <= set(metrics), sorted(METRICS - set(metrics))
     for key in METRICS:
@@ -88,9 +88,9 @@ def test_gppf_r50_trains_evaluates_and_resumes(mini, tmp_path):
     assert len(trained_tasks(work)) >= 2
 
 
-def test_gppf_swint_with_cascade_trains_and_evaluates(mini, tmp_path):
-    work = str(tmp_path / 'swin')
-    train(SWIN, work, 2, paper_options(SWIN, mini) + length(2, True), ENV,
-          label='GPPF-SwinT mini', timeout=TIMEOUT)
-    metrics = last_metrics(work)
-    assert METRICS <= set(metrics), sorted(METRICS - set(metrics))
+def test_gppf_r50_trains_evaluates_and_resumes(mini, tmp_path):
+    train_evaluate_resume(R50, mini, str(tmp_path / 'r50'))
+
+
+def test_gppf_swint_with_cascade_trains_evaluates_and_resumes(mini, tmp_path):
+    train_evaluate_resume(SWIN, mini, str(tmp_path / 'swin'))
