@@ -53,8 +53,6 @@ def _walk(node: Any, path: str, out: Dict[str, Any], root: str,
                     for k in SIZE_KEYS:
                         if isinstance(t, dict) and k in t:
                             out[f'{sub}.{i}.{k}'] = _small(t[k], side)
-                    if isinstance(t, dict) and t.get('type') == 'CopyPaste':
-                        continue
             _walk(value, sub, out, root, side)
     elif isinstance(node, list):
         for i, value in enumerate(node):
