@@ -47,6 +47,55 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def selection_report(probs_file, work_dir, iters):
+    """Draw the selection pictures and print how settled it is."""
+    import torch
+
+    from gppf_mm.analysis.selection import selection_summary
+    from gppf_mm.visualization import plot_selection, plot_selection_history
+    sel = torch.load(probs_file, weights_only=True)
+    picture = plot_selection(
+        sel['probs'], sel['tasks'], sel['layers'],
+        osp.join(work_dir, 'selection.png'),
+        title=f'Unit selection after {iters} SIMT iterations')
+    top = float(sel['probs'].max(dim=-1).values.mean())
+    print(f'[demo] mean top-unit selection probability: {top:.3f}')
+    if len(sel['history_iters']):
+        plot_selection_history(
+            sel['history_iters'], sel['history'], sel['tasks'],
+            sel['layers'], osp.join(work_dir, 'selection_history.png'))
+        s = selection_summary(sel['history_iters'], sel['history'],
+                              sel['tasks'], iters)
+        by_task = ', '.join(f'{t} {n}' for t, n in s['flips_by_task'].items())
+        print(f'[demo] argmax changes after iteration {s["start"]}: '
+              f'{s["flips"]} ({by_task}); task x layer pairs changing more '
+              f'than once: {s["repeated"]} of {s["pairs"]}')
+    return picture
+
+
+def loss_curves(cfg, train_dir, work_dir):
+    """Draw every task's training loss (chance level marked for
+    classifiers); return the picture's path, or None without a log."""
+    import glob
+    import math
+
+    from gppf_mm.visualization import plot_task_losses, read_task_losses
+    logs = sorted(glob.glob(osp.join(train_dir, '*', 'vis_data',
+                                     'scalars.json')))
+    if not logs:
+        return None
+    curves = read_task_losses(logs[-1], list(cfg.tasks))
+    chance = {}
+    for name, task in cfg.tasks.items():
+        head = task.get('algorithm', {}).get('head', {})
+        if isinstance(head, dict) and head.get('num_classes'):
+            chance[name] = math.log(head['num_classes'])
+    if not any(iters for iters, _ in curves.values()):
+        return None
+    return plot_task_losses(curves, osp.join(work_dir, 'losses.png'),
+                            chance=chance)
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
@@ -104,29 +153,16 @@ def main(argv=None):
     picture = None
     probs_file = osp.join(work_dir, 'train', 'selection_probs.pth')
     if osp.isfile(probs_file):
-        import torch
-
-        from gppf_mm.visualization import (
-            plot_selection,
-            plot_selection_history,
-        )
-        sel = torch.load(probs_file, weights_only=True)
-        picture = plot_selection(
-            sel['probs'], sel['tasks'], sel['layers'],
-            osp.join(work_dir, 'selection.png'),
-            title=f'Unit selection after {iters} SIMT iterations')
-        if len(sel['history_iters']):
-            plot_selection_history(
-                sel['history_iters'], sel['history'], sel['tasks'],
-                sel['layers'], osp.join(work_dir, 'selection_history.png'))
-        top = float(sel['probs'].max(dim=-1).values.mean())
-        print(f'[demo] mean top-unit selection probability: {top:.3f}')
+        picture = selection_report(probs_file, work_dir, iters)
+    curves = loss_curves(cfg, osp.join(work_dir, 'train'), work_dir)
 
     print('\n' + table)
     print(f'\n[demo] checkpoint: {ckpt}')
     print(f'[demo] results: {osp.join(work_dir, "results.md")} (and .csv)')
     if picture:
         print(f'[demo] selection heatmap (task x layer): {picture}')
+    if curves:
+        print(f'[demo] training loss per task: {curves}')
     took = time.time() - start
     print(f'[demo] finished in {int(took // 60)} min {int(took % 60)} s')
     return metrics
