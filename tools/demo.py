@@ -26,7 +26,7 @@ if REPO not in sys.path:
 
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
-    'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+    'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
 
 
 def parse_args(argv=None):

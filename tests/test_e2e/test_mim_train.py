@@ -13,7 +13,7 @@ import sys
 from gppf_mm.datasets.generation import generate_benchmark
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-CONFIG_NAME = 'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py'
+CONFIG_NAME = 'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py'
 
 
 def test_mim_train_finds_the_config_and_trains(tmp_path):

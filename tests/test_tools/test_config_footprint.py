@@ -9,7 +9,7 @@ from gppf_mm.utils import register_all_modules
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DEMO = osp.join(REPO, 'configs', 'gppf',
-                'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+                'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
 
 
 def test_footprint_counts_what_a_rank_holds(load_tool):

@@ -19,7 +19,7 @@ from gppf_mm.datasets.generation import generate_benchmark
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'gppf',
-                  'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+                  'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
 
 
 @pytest.fixture(scope='module')

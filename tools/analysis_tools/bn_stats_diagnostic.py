@@ -10,7 +10,7 @@ task's own forward saw. This prints both evaluations side by side.
 Example::
 
     python tools/analysis_tools/bn_stats_diagnostic.py \\
-        configs/gppf/gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py \\
+        configs/gppf/gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py \\
         work_dirs/demo/train/iter_800.pth
 """
 import argparse

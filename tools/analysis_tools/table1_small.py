@@ -43,7 +43,7 @@ from gppf_mm.apis.jobs import (  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
-    'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+    'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
 ROWS = ('single-task', 'static', 'static, no cross-task BN', 'dynamic N=2',
         'dynamic N=3', 'per-batch')
 

@@ -34,7 +34,7 @@ Example::
 
     python tools/analysis_tools/transfer_small.py     # about 52 minutes
     python tools/analysis_tools/transfer_small.py --gppf-checkpoint \\
-        work_dirs/demo/train/iter_300.pth --seeds 0
+        work_dirs/demo/train/iter_450.pth --seeds 0
 """
 import argparse
 import json
@@ -50,7 +50,7 @@ if REPO not in sys.path:
 
 PRETRAIN_CONFIG = osp.join(
     REPO, 'configs', 'gppf',
-    'gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py')
+    'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
 _DOWN = osp.join(REPO, 'configs', 'downstream')
 # downstream set -> its configs, metrics (label, key, scale; the first is
 # the headline), the closest pre-training task, finetuning iterations
@@ -93,8 +93,9 @@ def parse_args(argv=None):
                         help='a GPPF checkpoint (default: pre-train one with '
                         'the demo config)')
     parser.add_argument('--pretrain-config', default=PRETRAIN_CONFIG)
-    parser.add_argument('--pretrain-iters', type=int, default=300,
-                        help='iterations T of the GPPF pre-training run; the '
+    parser.add_argument('--pretrain-iters', type=int,
+                        help='iterations T of the GPPF pre-training run '
+                        '(default: the pre-training config\'s); the '
                         'single-task backbones get their tasks\' share of T')
     parser.add_argument('--nproc', type=int, default=2,
                         help='ranks of the pre-training runs')
@@ -186,6 +187,8 @@ def pretrain(args, cfg, env, work_dir):
                      opts + iteration_overrides(cfg, iters, validate=False),
                      env, label=f'pretrain {name}')
 
+    if args.pretrain_iters is None:
+        args.pretrain_iters = cfg.train_cfg.max_iters
     checkpoints = dict(gppf=args.gppf_checkpoint)
     if not checkpoints['gppf']:
         checkpoints['gppf'] = run('gppf', None, args.pretrain_iters, [])

@@ -30,8 +30,11 @@ seg_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# CIFAR-style augmentation: without the padded random crop the from-scratch
+# classifier memorises the 1,500 training images (docs/pretraining.md)
 cls_train_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='RandomCrop', crop_size=32, padding=4, padding_mode='reflect'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]

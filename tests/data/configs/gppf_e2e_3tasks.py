@@ -1,7 +1,7 @@
 # Three tasks of three libraries (MMDet Mask R-CNN, MMSeg UperNet, MMPretrain
 # classifier) on a slim lego backbone: the end-to-end test config.
 _base_ = [
-    '../../../configs/gppf/gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py'
+    '../../../configs/gppf/gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py'
 ]
 max_iters = 6
 model = dict(backbone=dict(base_channels=8, routing_mode='hard'))

@@ -1,7 +1,8 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """The controller's selection logits get their own optimisation settings
 from the config (``paramwise_cfg.custom_keys``): a larger lr, no weight
-decay."""
+decay, and the optimiser the config names (SGD in the paper's schedule,
+AdamW in the demo)."""
 import os.path as osp
 
 import pytest
@@ -15,7 +16,7 @@ from gppf_mm.models.backbones import LegoResNet
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 CONFIGS = [
     'configs/_base_/schedules/simt_sgd_iter.py',
-    'configs/gppf/gppf_lego-r50-slim-n2-hard_2xb-simt-300it_gppf-bench.py',
+    'configs/gppf/gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py',
 ]
 
 
@@ -33,6 +34,7 @@ def test_controller_param_groups(config):
     cfg = Config.fromfile(osp.join(REPO, config))
     model = Tiny()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert type(optim.optimizer).__name__ == cfg.optim_wrapper.optimizer.type
     base_lr = cfg.optim_wrapper.optimizer.lr
     base_wd = cfg.optim_wrapper.optimizer.weight_decay
     mult = cfg.optim_wrapper.paramwise_cfg.custom_keys[
@@ -52,10 +54,13 @@ def test_controller_param_groups(config):
     assert seen == 2  # one logits tensor per task
 
 
-def test_one_step_moves_only_by_the_configured_lr():
-    """A hand-computed SGD step of the logits: lr * mult * grad, without the
-    weight decay that would pull them back to uniform."""
-    cfg = Config.fromfile(osp.join(REPO, CONFIGS[0]))
+@pytest.mark.parametrize('config', CONFIGS)
+def test_one_step_moves_only_by_the_configured_lr(config):
+    """A hand-computed first step of the logits, without the weight decay
+    that would pull them back to uniform: SGD moves them by
+    lr * mult * grad; Adam(W)'s first step is lr * mult * grad / (|grad| +
+    eps), a step of lr * mult whatever the gradient's scale."""
+    cfg = Config.fromfile(osp.join(REPO, config))
     cfg.optim_wrapper.pop('clip_grad')
     model = Tiny()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -67,5 +72,12 @@ def test_one_step_moves_only_by_the_configured_lr():
     optim.step()
     mult = cfg.optim_wrapper.paramwise_cfg.custom_keys[
         'controller.logits'].lr_mult
-    expected = 0.5 - cfg.optim_wrapper.optimizer.lr * mult * grad
+    lr = cfg.optim_wrapper.optimizer.lr * mult
+    if cfg.optim_wrapper.optimizer.type == 'SGD':
+        expected = 0.5 - lr * grad
+    else:
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+        expected = 0.5 - lr * grad / (grad.abs() + 1e-8)
     torch.testing.assert_close(logits.detach(), expected)
+    # the other task's logits had no gradient and stay where they were
+    assert model.backbone.controller.logits['b'].abs().max() < 1e-6
