@@ -25,8 +25,9 @@ def test_footprint_counts_what_a_rank_holds(load_tool):
     # the backbone once, every task's algorithm, nothing counted twice
     assert sum(result['parts'].values()) == total
     assert set(result['parts']) == {'backbone', *cfg.model.tasks}
-    # SGD: weights, gradients and momentum in fp32
-    assert result['bytes'] == total * 12
+    # AdamW (the demo's): weights, gradients and two moments in fp32
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert result['bytes'] == total * 16
     # 5 tasks x 3 workers asked, 4 allowed
     assert sum(result['asked'].values()) == 15
     assert sum(result['workers'].values()) == 4

@@ -64,12 +64,12 @@ def test_rows_of_the_plan(load_tool, cfg):
 
 def test_iteration_overrides_scale_the_schedule(cfg):
     opts = iteration_overrides(cfg, 100, validate=False)
-    # warm-up 50 of 300 -> 17 (rounded 16.7), cosine 50..300 -> 17..100
+    # warm-up 50 of 450 -> 11 (rounded 11.1), cosine 50..450 -> 11..100
     assert 'train_cfg.max_iters=100' in opts
     assert 'train_cfg.val_begin=101' in opts
     assert 'default_hooks.checkpoint.interval=100' in opts
-    assert 'param_scheduler.0.end=17' in opts
-    assert 'param_scheduler.1.begin=17' in opts
+    assert 'param_scheduler.0.end=11' in opts
+    assert 'param_scheduler.1.begin=11' in opts
     assert 'param_scheduler.1.end=100' in opts
     # a warm-up that would round to nothing keeps one iteration
     opts = iteration_overrides(cfg, 3)
