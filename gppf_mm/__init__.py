@@ -23,6 +23,13 @@ assert (digit_version(mmengine_minimum_version) <= _mmengine <
             f'gppf_mm. Please install mmengine>={mmengine_minimum_version}, '
             f'<{mmengine_maximum_version}.')
 
+# Before mmdet, mmseg, mmpretrain or mmcv.ops are imported: torchvision's
+# kernels where mmcv's compiled ops are not installed, and mmpretrain
+# without its multimodal models under transformers >= 5 (gppf_mm/upstream).
+from .upstream import prepare_upstream  # noqa: E402
+
+prepare_upstream()
+
 from . import utils  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info']

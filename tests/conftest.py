@@ -4,6 +4,8 @@ import os.path as osp
 
 import pytest
 
+import gppf_mm  # noqa: F401  (first: mmcv ops fallback, mmpretrain guard)
+
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up gppf_mm in a virtual environment inside the checkout.
 #
-#   bash tools/setup_env.sh            # CPU machine: torch 2.14.1 + mmcv CPU ops
-#   FORCE_CUDA=1 bash tools/setup_env.sh   # GPU machine: mmcv CUDA ops
+#   bash tools/setup_env.sh        # torch 2.14.1; mmcv without compiled ops:
+#                                  # nms / RoIAlign from torchvision (CPU + CUDA)
+#   GPPF_MMCV_OPS=compiled bash tools/setup_env.sh            # mmcv CPU ops
+#   GPPF_MMCV_OPS=compiled FORCE_CUDA=1 bash tools/setup_env.sh  # CUDA ops
 #
 # Environment variables:
 #   GPPF_VENV     where the environment lives (default: <repo>/.venv)
@@ -10,7 +12,11 @@
 #   TORCH_SPEC    pip requirement(s) for torch (default: the pinned pair below);
 #                 set TORCH_SPEC=none to keep a torch that is already installed
 #                 in the environment (for example your own CUDA build)
-#   FORCE_CUDA    1 to build mmcv's CUDA ops
+#   GPPF_MMCV_OPS torchvision (default): mmcv 2.1.0's Python code only, no
+#                 compiler needed; gppf_mm supplies the ops its configs use
+#                 from torchvision's kernels (gppf_mm/upstream).
+#                 compiled: build mmcv's own ops from source (minutes)
+#   FORCE_CUDA    1 to build mmcv's CUDA ops (with GPPF_MMCV_OPS=compiled)
 #   MAX_JOBS      parallel compile jobs for mmcv (default: number of cores)
 #
 # The script is idempotent: when nothing it depends on changed it returns in
@@ -26,6 +32,17 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 MMCV_VERSION=2.1.0
 FORCE_CUDA="${FORCE_CUDA:-0}"
+MMCV_OPS="${GPPF_MMCV_OPS:-torchvision}"
+case "$MMCV_OPS" in
+    torchvision|compiled) ;;
+    *) echo "GPPF_MMCV_OPS must be 'torchvision' or 'compiled', got '$MMCV_OPS'"
+       exit 2 ;;
+esac
+if [[ "$FORCE_CUDA" == "1" && "$MMCV_OPS" != "compiled" ]]; then
+    echo "FORCE_CUDA=1 builds mmcv's CUDA ops: set GPPF_MMCV_OPS=compiled too"
+    echo "(without it, torchvision's CUDA kernels serve nms and RoIAlign)"
+    exit 2
+fi
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/gppf_mm"
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
@@ -34,7 +51,7 @@ log() { printf '[setup_env] %s\n' "$*" >&2; }
 stamp_of() {
     cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py" \
         2>/dev/null | sha256sum | cut -d' ' -f1
-    echo "$TORCH_SPEC $FORCE_CUDA $PYTHON"
+    echo "$TORCH_SPEC $MMCV_OPS $FORCE_CUDA $PYTHON"
 }
 STAMP_FILE="$VENV/.gppf_mm_stamp"
 WANT_STAMP="$(stamp_of)"
@@ -65,31 +82,39 @@ fi
     log "torch/torchvision do not import in $VENV"; exit 1; }
 
 # ---------------------------------------------------------------- mmcv ---
-if "$VPY" - "$MMCV_VERSION" "$FORCE_CUDA" <<'EOF' >/dev/null 2>&1
+if "$VPY" - "$MMCV_VERSION" "$MMCV_OPS" "$FORCE_CUDA" <<'EOF' >/dev/null 2>&1
+import importlib.util
 import sys
 import mmcv
-from mmcv.ops import nms  # noqa: F401  (fails without compiled ops)
 assert mmcv.__version__ == sys.argv[1]
-if sys.argv[2] == '1':
+compiled = importlib.util.find_spec('mmcv._ext') is not None
+assert compiled == (sys.argv[2] == 'compiled')
+if sys.argv[3] == '1':
     import torch
     from mmcv.utils import ext_loader
     ext = ext_loader.load_ext('_ext', ['nms'])
     assert torch.cuda.is_available()
+    assert ext.get_compiling_cuda_version() != 'not available'
 EOF
 then
-    log "mmcv $MMCV_VERSION with ops already installed"
+    log "mmcv $MMCV_VERSION ($MMCV_OPS ops) already installed"
 else
     read -r TORCH_VER PY_TAG CUDA_VER < <("$VPY" -c "
 import sys, torch
 print(torch.__version__.replace('+', '_'),
       'cp%d%d' % sys.version_info[:2], torch.version.cuda or 'none')")
-    if [[ "$FORCE_CUDA" == "1" ]]; then OPS="cuda${CUDA_VER}"; else OPS="cpu"; fi
+    if [[ "$MMCV_OPS" == "torchvision" ]]; then OPS="noops"
+    elif [[ "$FORCE_CUDA" == "1" ]]; then OPS="cuda${CUDA_VER}"; else OPS="cpu"; fi
     KEY="mmcv-${MMCV_VERSION}_torch-${TORCH_VER}_${PY_TAG}_${OPS}_$(uname -m)"
     CACHE_DIR="$CACHE_ROOT/wheels/$KEY"
     WHEEL="$(ls "$CACHE_DIR"/mmcv-*.whl 2>/dev/null | head -n1 || true)"
     if [[ -z "$WHEEL" ]]; then
-        log "building mmcv $MMCV_VERSION ops against torch $TORCH_VER ($OPS);"
-        log "this takes about 12-15 minutes on 2 cores and happens once per torch"
+        if [[ "$OPS" == "noops" ]]; then
+            log "building mmcv $MMCV_VERSION without compiled ops (seconds)"
+        else
+            log "building mmcv $MMCV_VERSION ops against torch $TORCH_VER ($OPS);"
+            log "this takes about 10-15 minutes on 2 cores, once per torch"
+        fi
         WORK="$(mktemp -d)"
         trap 'rm -rf "$WORK"' EXIT
         "$VPY" -m pip download --disable-pip-version-check -q --no-deps \
@@ -104,8 +129,15 @@ sys.exit(0 if v >= (2, 14) else 1)"; then
             sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' \
                 "$SRC/setup.py"
         fi
+        WITH_OPS=1
+        if [[ "$OPS" == "noops" ]]; then
+            WITH_OPS=0
+            # without ops mmcv's setup.py names the distribution mmcv-lite;
+            # keep the name mmcv, which the OpenMMLab packages require
+            sed -i -e "s/'mmcv-lite'/'mmcv'/g" "$SRC/setup.py"
+        fi
         mkdir -p "$WORK/dist"
-        (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" \
+        (cd "$SRC" && MMCV_WITH_OPS="$WITH_OPS" FORCE_CUDA="$FORCE_CUDA" \
             MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
             "$VPY" -m pip wheel --disable-pip-version-check -q --no-deps \
             --no-build-isolation -w "$WORK/dist" .)

@@ -34,12 +34,22 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
+
+import gppf_mm  # noqa: F401  (before mmdet: mmcv ops, see gppf_mm/upstream)
+
+# isort: split
 from mmdet.models.backbones import ResNet
 
 from gppf_mm.models.backbones import LegoResNet
 
 # time ratio to the plain ResNet that each variant should stay under
 TARGETS = (('hard', 1.05), ('soft', 2.1), ('argmax', 1.02))
+AUTOCAST = dict(none=None, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def autocast(x: torch.Tensor, dtype: Optional[torch.dtype]):
+    return torch.autocast(x.device.type, dtype=dtype,
+                          enabled=dtype is not None)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -53,6 +63,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--autocast', choices=sorted(AUTOCAST),
+                        default='none', help='mixed precision of the '
+                        'forward pass (torch.autocast), e.g. bf16 on CUDA')
     return parser.parse_args(argv)
 
 
@@ -88,13 +101,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(model: nn.Module, x: torch.Tensor) -> None:
+def train_step(model: nn.Module, x: torch.Tensor,
+               dtype: Optional[torch.dtype] = None) -> None:
     model.zero_grad(set_to_none=True)
-    loss = sum(out.mean() for out in model(x))
+    with autocast(x, dtype):
+        loss = sum(out.float().mean() for out in model(x))
     loss.backward()
 
 
-def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor,
+                           dtype: Optional[torch.dtype] = None) -> int:
     """Bytes of the distinct storages autograd saves for backward in one
     forward pass of ``model`` (parameters excluded)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -107,26 +123,30 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
         return t
 
     model.zero_grad(set_to_none=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            autocast(x, dtype):
         outs = model(x)
     total = sum(storages.values())
-    sum(out.mean() for out in outs).backward()
+    sum(out.float().mean() for out in outs).backward()
     return total
 
 
-def cuda_peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def cuda_peak_bytes(model: nn.Module, x: torch.Tensor,
+                    dtype: Optional[torch.dtype] = None) -> int:
     model.zero_grad(set_to_none=True)
     torch.cuda.synchronize(x.device)
     torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated(x.device)
     torch.cuda.reset_peak_memory_stats(x.device)
-    train_step(model, x)
+    train_step(model, x, dtype)
     torch.cuda.synchronize(x.device)
     return torch.cuda.max_memory_allocated(x.device) - base
 
 
 def time_variants(variants: Dict[str, nn.Module], x: torch.Tensor,
-                  repeats: int, warmup: int) -> Dict[str, List[float]]:
+                  repeats: int, warmup: int,
+                  dtype: Optional[torch.dtype] = None
+                  ) -> Dict[str, List[float]]:
     """Alternate the variants (the order rotates every round)."""
     names = list(variants)
     times: Dict[str, List[float]] = {n: [] for n in names}
@@ -135,7 +155,7 @@ def time_variants(variants: Dict[str, nn.Module], x: torch.Tensor,
         for name in order:
             _sync(x.device)
             start = time.perf_counter()
-            train_step(variants[name], x)
+            train_step(variants[name], x, dtype)
             _sync(x.device)
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
@@ -155,10 +175,12 @@ def run(args: argparse.Namespace,
             variants['argmax'](x), variants['plain'](x)))
         for name in ('plain', 'argmax'):
             variants[name].train()
-    memory = {n: saved_activation_bytes(m, x) for n, m in variants.items()}
-    peak = ({n: cuda_peak_bytes(m, x)
+    dtype = AUTOCAST[args.autocast]
+    memory = {n: saved_activation_bytes(m, x, dtype)
+              for n, m in variants.items()}
+    peak = ({n: cuda_peak_bytes(m, x, dtype)
              for n, m in variants.items()} if device.type == 'cuda' else {})
-    times = time_variants(variants, x, args.repeats, args.warmup)
+    times = time_variants(variants, x, args.repeats, args.warmup, dtype)
     median = {n: statistics.median(t) for n, t in times.items()}
     paired = {
         n: statistics.median(a / b for a, b in zip(t, times['plain']))
@@ -168,6 +190,7 @@ def run(args: argparse.Namespace,
     printer(f'ResNet-{args.depth} (base_channels {args.base_channels}), '
             f'batch {args.batch_size} x 3 x {args.size} x {args.size}, '
             f'{args.num_units} units per lego layer, device {device}, '
+            f'autocast {args.autocast}, '
             f'{torch.get_num_threads()} threads, median of {args.repeats} '
             f'alternating forward+backward steps')
     printer(f'max |argmax - plain| (eval) = {diff:.2e}')

@@ -1,8 +1,10 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""mmcv's compiled ops, built against the installed torch, give the right
-numbers."""
+"""mmcv.ops's nms and RoIAlign give the right numbers, whether mmcv's
+compiled ops or torchvision's kernels (gppf_mm.upstream) serve them."""
 import torch
 from mmcv.ops import nms, roi_align
+
+import gppf_mm  # noqa: F401  (conftest imports it first as well)
 
 
 def test_nms_hand_checked():
