@@ -22,7 +22,7 @@ segmentation task (``--cka-task``) into ``cka/``.
 
 Example::
 
-    python tools/analysis_tools/table1_small.py            # T = 200
+    python tools/analysis_tools/table1_small.py   # T = the config's (450)
     python tools/analysis_tools/table1_small.py --iters 50 --rows static
 """
 import argparse
@@ -52,8 +52,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='a GPPF config whose tasks form the table')
-    parser.add_argument('--iters', type=int, default=200,
-                        help='iterations T of one multi-task run')
+    parser.add_argument('--iters', type=int,
+                        help='iterations T of one multi-task run (default: '
+                        "the config's max_iters, the demo's budget)")
     parser.add_argument('--nproc', type=int, default=2)
     parser.add_argument('--rows', nargs='+', choices=ROWS, default=ROWS)
     parser.add_argument('--work-dir',
@@ -154,6 +155,7 @@ def main(argv=None):
                OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     os.environ['GPPF_DATA_ROOT'] = root
     cfg = Config.fromfile(args.config)
+    args.iters = args.iters or cfg.train_cfg.max_iters
     columns = task_columns(cfg)
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
