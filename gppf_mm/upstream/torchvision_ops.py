@@ -33,20 +33,27 @@ def unavailable(name):
 def nms(boxes, scores, iou_threshold, offset=0):
     """mmcv's ``nms``: kept indices by decreasing score.
 
-    ``offset=1`` (the legacy "+1" box size) equals torchvision's NMS on boxes
-    whose right and bottom edges are moved out by one.
+    The boxes are visited in the order of mmcv's kernels, ``scores.sort(0,
+    descending=True)`` (not stable: boxes of equal score, e.g. from padded
+    image regions, keep mmcv's order rather than torchvision's stable one),
+    by handing torchvision strictly decreasing stand-in scores in that
+    order. ``offset=1`` (the legacy "+1" box size) equals torchvision's NMS
+    on boxes whose right and bottom edges are moved out by one.
     """
     if offset not in (0, 1):
         raise ValueError(f'nms: offset must be 0 or 1, got {offset}')
     if boxes.numel() == 0:
         return boxes.new_zeros(0, dtype=torch.long)
+    order = scores.sort(0, descending=True)[1]
+    boxes = boxes.index_select(0, order)
     if offset:
-        boxes = boxes.clone()
         boxes[:, 2:4] += 1
+    rank = -torch.arange(len(order), device=boxes.device, dtype=boxes.dtype)
     # mmcv's kernels take the threshold as a C++ float: compare against
     # the same float32 value (an IoU of exactly 0.3 is not above 0.3f)
     threshold = float(torch.tensor(float(iou_threshold), dtype=torch.float32))
-    return torch.ops.torchvision.nms(boxes, scores.to(boxes.dtype), threshold)
+    keep = torch.ops.torchvision.nms(boxes, rank, threshold)
+    return order[keep]
 
 
 def _check_avg(pool_mode, op):

@@ -17,9 +17,11 @@ from gppf_mm.upstream import torchvision_ops as tvo
 COMPILED = compiled_ops_available()
 
 
-def ref_nms(boxes, scores, thr, offset=0):
-    """Greedy NMS by decreasing score; suppress when IoU > thr."""
-    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
+def ref_nms(boxes, scores, thr, offset=0, order=None):
+    """Greedy NMS by decreasing score (or in ``order``); suppress when
+    IoU > thr."""
+    if order is None:
+        order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
     keep, dead = [], set()
     for a, i in enumerate(order):
         if i in dead:
@@ -143,6 +145,17 @@ def test_nms_equals_reference(thr, offset):
     assert 3 < len(keep) < 60  # the case suppresses something
 
 
+def test_nms_ties_in_mmcv_order():
+    """Equal scores (padded image regions give them) are visited in the
+    order of mmcv's kernel, torch's descending sort, not a stable one."""
+    boxes, scores = random_boxes(300, seed=9)
+    scores = (scores * 4).floor() / 4  # 4 distinct scores
+    order = scores.sort(0, descending=True)[1].tolist()
+    assert order != sorted(range(300), key=lambda i: -float(scores[i]))
+    keep = tvo.nms(boxes, scores, iou_threshold=0.5, offset=0)
+    assert keep.tolist() == ref_nms(boxes, scores, 0.5, order=order)
+
+
 def test_nms_empty_and_bad_offset():
     keep = tvo.nms(torch.zeros(0, 4), torch.zeros(0), iou_threshold=0.5,
                    offset=0)
@@ -155,10 +168,13 @@ def test_nms_empty_and_bad_offset():
 @pytest.mark.skipif(not COMPILED, reason="mmcv's compiled ops not installed")
 @pytest.mark.parametrize('offset', [0, 1])
 def test_nms_equals_mmcv_compiled(offset):
+    """The same indices in the same order, ties included."""
     from mmcv.utils import ext_loader
     ext = ext_loader.load_ext('_ext', ['nms'])
-    for seed in range(5):
+    for seed in range(6):
         boxes, scores = random_boxes(200, seed)
+        if seed % 2:  # ties
+            scores = (scores * 5).floor() / 5
         for thr in (0.3, 0.5, 0.7):
             want = ext.nms(boxes, scores, iou_threshold=thr, offset=offset)
             got = tvo.nms(boxes, scores, iou_threshold=thr, offset=offset)
