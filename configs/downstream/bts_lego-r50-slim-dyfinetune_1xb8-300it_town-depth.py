@@ -24,7 +24,7 @@ model = dict(
         style='pytorch',
         init_cfg=dict(
             type='gppf_mm.LegoPretrained',
-            checkpoint='work_dirs/demo/train/iter_300.pth',
+            checkpoint='work_dirs/demo/train/iter_450.pth',
             prefix='backbone.')))
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={

@@ -6,7 +6,7 @@
 # plain MMDet ResNet checkpoint (work_dir/underwater_voc_path.pth), which
 # the fixed-path "retrain" config starts from:
 #   python tools/train.py THIS_CONFIG --cfg-options \
-#       model.backbone.init_cfg.checkpoint=work_dirs/demo/train/iter_300.pth
+#       model.backbone.init_cfg.checkpoint=work_dirs/demo/train/iter_450.pth
 #   python tools/train.py RETRAIN_CONFIG --cfg-options \
 #       model.backbone.init_cfg.checkpoint=WORK_DIR/underwater_voc_path.pth
 # with RETRAIN_CONFIG faster-rcnn_r50-slim-retrain_1xb4-600it_underwater-voc.py
@@ -42,7 +42,7 @@ model = dict(
         style='pytorch',
         init_cfg=dict(
             type='gppf_mm.LegoPretrained',
-            checkpoint='work_dirs/demo/train/iter_300.pth',
+            checkpoint='work_dirs/demo/train/iter_450.pth',
             prefix='backbone.')))
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={
