@@ -24,6 +24,12 @@ model = dict(
         base_channels=16,
         num_units=2,
         routing_mode='soft',
+        # every unit of a layer starts as a copy of unit 0: the model starts
+        # as the static network and the units part as the tasks that
+        # select them train them (docs/pretraining.md: with independent
+        # draws each unit is one more from-scratch network to train, and
+        # the dynamic model trailed the static one on all 7 metrics)
+        unit_init='copy',
         norm_eval=False,
         init_cfg=None),
     cross_task_bn=True,

@@ -87,6 +87,9 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         task (str, optional): the task whose path a forward takes when
             none is set, for a lego backbone in a plain upstream config
             (GPPF sets the task of every call itself).
+        unit_init (str): 'independent' (every unit its own random
+            initialisation, the default) or 'copy' (every unit of a layer
+            starts as a copy of unit 0: the static network at step 0).
         in_channels (int): input image channels.
         with_cp (bool): recompute every block lego layer (all its units and
             their combination) in backward to save memory.
@@ -120,6 +123,7 @@ class LegoResNet(LegoBackboneMixin, ResNet):
                  routing_mode: str = 'soft',
                  tau: float = 5.0,
                  task: Optional[str] = None,
+                 unit_init: str = 'independent',
                  in_channels: int = 3,
                  with_cp: bool = False,
                  **kwargs) -> None:
@@ -143,7 +147,8 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         self.contract_dilation = bool(kwargs.pop('contract_dilation', False))
         super().__init__(
             depth=depth, in_channels=in_channels, with_cp=with_cp, **kwargs)
-        self._init_lego(tasks, num_units, routing_mode, tau, task)
+        self._init_lego(tasks, num_units, routing_mode, tau, task,
+                        unit_init)
 
     # ------------------------------------------------------------ building
     def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
@@ -174,8 +179,16 @@ class LegoResNet(LegoBackboneMixin, ResNet):
         return Sequential(*blocks)
 
     def init_weights(self) -> None:
-        """MMEngine initialisation; ``LegoPretrained`` entries last."""
-        init_weights_with_lego_pretrained(self, ResNet.init_weights)
+        """MMEngine initialisation, then ``unit_init``; ``LegoPretrained``
+        entries last."""
+
+        def init(module: 'LegoResNet') -> None:
+            fresh = not getattr(module, '_is_init', False)
+            ResNet.init_weights(module)
+            if fresh:
+                module.apply_unit_init()
+
+        init_weights_with_lego_pretrained(self, init)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:

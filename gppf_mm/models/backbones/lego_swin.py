@@ -102,6 +102,8 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
         task (str, optional): the task whose path a forward takes when
             none is set, for a lego backbone in a plain upstream config
             (GPPF sets the task of every call itself).
+        unit_init (str): 'independent' (the default) or 'copy': every unit
+            of a layer starts as a copy of unit 0 (see ``LegoResNet``).
         init_cfg (dict | list[dict], optional): ``None`` (mmdet's truncated
             normal init), ``dict(type='LegoPretrained', checkpoint=PATH)``
             (a plain Swin checkpoint copied into every unit) and/or
@@ -151,6 +153,7 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
                  routing_mode: str = 'soft',
                  tau: float = 5.0,
                  task: Optional[str] = None,
+                 unit_init: str = 'independent',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         _check_arch(in_channels, num_units, patch_size, depths, num_heads,
                     strides, out_indices)
@@ -183,7 +186,8 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
         self.in_channels = in_channels
         self.with_cp = with_cp
         self._build_lego_layers(num_units, build_kwargs)
-        self._init_lego(tasks, num_units, routing_mode, tau, task)
+        self._init_lego(tasks, num_units, routing_mode, tau, task,
+                        unit_init)
 
     # ------------------------------------------------------------ building
     def _build_lego_layers(self, num_units: int, build_kwargs: dict) -> None:
@@ -231,6 +235,7 @@ class LegoSwinTransformer(LegoBackboneMixin, SwinTransformer):
                 SwinTransformer.init_weights(self)
             finally:
                 self.init_cfg = original
+            self.apply_unit_init()
         for cfg in lego:
             LegoPretrained.from_cfg(cfg)(self)
         self._is_init = True

@@ -10,6 +10,10 @@ import torch
 from .gumbel_controller import GumbelController, Routing
 from .lego_layer import LegoLayer
 
+# how the units of a lego layer start: each from its own random
+# initialisation, or all as copies of unit 0
+UNIT_INITS = ('independent', 'copy')
+
 
 def collapse_lego_state_dict(state_dict: Dict[str, torch.Tensor],
                              layers: Sequence[Tuple[str, str]],
@@ -163,14 +167,19 @@ class LegoBackboneMixin:
                    num_units: int,
                    routing_mode: str = 'soft',
                    tau: float = 5.0,
-                   task: Optional[str] = None) -> None:
+                   task: Optional[str] = None,
+                   unit_init: str = 'independent') -> None:
         self.lego_layer_names = [
             name for name, m in self.named_modules()
             if isinstance(m, LegoLayer)
         ]
         if num_units < 1:
             raise ValueError(f'num_units must be >= 1, got {num_units}')
+        if unit_init not in UNIT_INITS:
+            raise ValueError(f'unit_init must be one of {UNIT_INITS}, got '
+                             f'{unit_init!r}')
         self.num_units = num_units
+        self.unit_init = unit_init
         self._task: Optional[str] = None
         tasks = list(tasks or [])
         if num_units == 1 and not tasks:
@@ -189,6 +198,17 @@ class LegoBackboneMixin:
         # the path a forward takes when no task is set (a lego backbone in
         # a plain upstream config); set_task / use_task override it
         self.set_task(task)
+
+    def apply_unit_init(self) -> None:
+        """After the units' own initialisation: with ``unit_init='copy'``
+        every unit of a layer starts as a copy of its unit 0, so the lego
+        backbone starts as the static network whatever the routing (as
+        sparse upcycling starts its experts from one dense layer); the
+        units part as the tasks that select them train them."""
+        if self.unit_init != 'copy':
+            return
+        for name in self.lego_layer_names:
+            self.get_submodule(name).copy_first_unit()
 
     # -------------------------------------------------------------- tasks
     @property

@@ -125,6 +125,12 @@ class LegoLayer(nn.Module):
                     unit, 'is_init', False):
                 unit.init_weights()
 
+    def copy_first_unit(self) -> None:
+        """Make every unit a copy of unit 0 (weights and buffers)."""
+        state = self.units[0].state_dict()
+        for unit in self.units[1:]:
+            unit.load_state_dict(state)
+
     def _combine(self, x: torch.Tensor, weights: Optional[torch.Tensor],
                  active, *args, **kwargs) -> torch.Tensor:
         if weights is None:

@@ -95,6 +95,56 @@ def test_swin_init_equals_mmdet():
                     assert abs(float(state[key].std()) - 0.02) < 0.004, key
 
 
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+def test_copy_unit_init_starts_as_the_static_network(mode):
+    """``unit_init='copy'``: every unit of a layer is unit 0, so a routed
+    forward and backward equal mmdet's ResNet holding unit 0's weights; a
+    second ``init_weights`` call does not copy over trained units."""
+    ours = initialised(
+        LegoResNet(**SLIM, num_units=3, tasks=['a', 'b'], routing_mode=mode,
+                   unit_init='copy'))
+    states = unit_states(ours)
+    for k, state in enumerate(states[1:], 1):
+        for key, value in states[0].items():
+            torch.testing.assert_close(state[key], value, rtol=0, atol=0,
+                                       msg=f'unit {k}: {key}')
+    ref = MMDetResNet(**SLIM)
+    ref.load_state_dict(states[0])
+    ref.train()
+    ours.train()
+    x = torch.randn(2, 3, 64, 64)
+    ours.set_task('b')
+    with torch.no_grad():
+        ours.controller.logits['b'].normal_()
+    out, expected = ours(x), ref(x)
+    for a, b in zip(out, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    sum(o.sum() for o in out).backward()
+    # identical units give the selection no preference yet: soft mixing
+    # of equal outputs has a zero logit gradient
+    grad = ours.controller.logits['b'].grad
+    if mode == 'soft':
+        torch.testing.assert_close(grad, torch.zeros_like(grad), rtol=0,
+                                   atol=1e-4)
+    unit1 = ours.layer1[0].units[1].conv1.weight
+    with torch.no_grad():
+        unit1.add_(1.0)
+    ours.init_weights()
+    assert torch.equal(unit1, ours.layer1[0].units[0].conv1.weight + 1.0)
+
+
+def test_copy_unit_init_of_swin_and_bad_value():
+    ours = initialised(
+        LegoSwinTransformer(**SWIN, num_units=2, tasks=['a'],
+                            unit_init='copy'))
+    first, second = unit_states(ours)
+    for key, value in first.items():
+        torch.testing.assert_close(second[key], value, rtol=0, atol=0,
+                                   msg=key)
+    with pytest.raises(ValueError, match="unit_init must be one of"):
+        LegoResNet(**SLIM, num_units=2, tasks=['a'], unit_init='copies')
+
+
 def classifier(backbone, num_classes=1000):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = ImageClassifier(
