@@ -47,6 +47,20 @@ def parse_args():
     return args
 
 
+def of_tasks(key, tasks):
+    """Whether a state-dict key belongs to one of ``tasks``: its
+    algorithm, its selection logits or its cross-task BN statistics."""
+    return any(
+        key.startswith(f'algorithms.{t}.') or key.endswith(f'.logits.{t}')
+        or key.endswith(f'__{t}') for t in tasks)
+
+
+def runner_tasks(runner):
+    """The tasks the runner's model was built with."""
+    model = getattr(runner.model, 'module', runner.model)
+    return list(getattr(model, 'algorithms', None) or [])
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -70,6 +84,7 @@ def main():
         # single-algorithm configs may name upstream types ('mmdet.X')
         resolve_scopes(cfg)
 
+    all_tasks = list(cfg.get('tasks', None) or [])
     if 'tasks' in cfg and 'runner_type' in cfg:
         runner_cls = RUNNERS.get(cfg.runner_type)
         runner = runner_cls.from_cfg(cfg, only_tasks=args.task)
@@ -80,7 +95,17 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
 
-    from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
+    from gppf_mm.utils.checkpoint import (
+        check_checkpoint_fits,
+        gppf_checkpoint_loading,
+    )
+    left_out = set(all_tasks) - set(runner_tasks(runner))
+    check_checkpoint_fits(
+        runner.model, args.checkpoint,
+        ignore_unexpected=lambda key: of_tasks(key, left_out),
+        hint='A checkpoint trained with --cfg-options that change the model '
+        '(e.g. model.backbone.num_units=3, model.cross_task_bn=False) is '
+        'tested with the same options')
     with gppf_checkpoint_loading():
         metrics = runner.test()
     if args.out and runner.rank == 0:

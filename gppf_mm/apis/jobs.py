@@ -288,12 +288,21 @@ def single_task_iters(weights, total_iters):
     }
 
 
-def write_run_config(cfg, tasks, path):
-    """The base config with only ``tasks`` kept."""
-    from mmengine.config import Config
+def write_run_config(cfg, tasks, path, options=()):
+    """The base config with only ``tasks`` kept and ``options``
+    (``--cfg-options`` strings, ``key=value``) merged in, written to
+    ``path``: the file describes the run's model, so that
+    ``tools/test.py`` and analyses build what was trained."""
+    from mmengine.config import Config, DictAction
     run_cfg = Config(cfg.to_dict(), filename=cfg.filename)
     if tasks is not None:
         run_cfg.tasks = {t: cfg.tasks[t] for t in tasks}
+    for option in options:
+        key, sep, value = option.partition('=')
+        if not sep:
+            raise ValueError(f'a run option must be key=value, got '
+                             f'{option!r}')
+        run_cfg.merge_from_dict({key: DictAction._parse_iterable(value)})
     os.makedirs(osp.dirname(path), exist_ok=True)
     run_cfg.dump(path)
     return path

@@ -23,7 +23,7 @@ import os
 import os.path as osp
 import pickle
 import threading
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -187,3 +187,77 @@ def partial_name(filename: str) -> str:
     """The temporary name a checkpoint is written under before it is
     renamed to ``filename`` (hidden, never matched by ``iter_*.pth``)."""
     return f'.{filename}.partial-{os.getpid()}'
+
+
+def preview_keys(items: Sequence[str], n: int = 6) -> str:
+    """The first ``n`` items and how many more there are."""
+    shown = ', '.join(items[:n])
+    return shown + (f', ... ({len(items) - n} more)' if len(items) > n else '')
+
+
+def check_state_match(what: str, mismatched: Sequence[str],
+                      missing: Sequence[str],
+                      unexpected: Sequence[str]) -> None:
+    """Raise one error naming every problem of a state dict comparison:
+    ``ValueError`` for shape mismatches, else ``KeyError``."""
+    problems = []
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatch(es): '
+                        f'{preview_keys(mismatched)}')
+    if missing:
+        problems.append(f'{len(missing)} missing key(s): '
+                        f'{preview_keys(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): '
+                        f'{preview_keys(unexpected)}')
+    if problems:
+        raise (ValueError if mismatched else KeyError)(
+            f'{what}: ' + '; '.join(problems))
+
+
+def check_checkpoint_fits(model: torch.nn.Module,
+                          checkpoint: str,
+                          ignore_unexpected: Optional[Callable[[str],
+                                                               bool]] = None,
+                          hint: str = '') -> None:
+    """Raise before a model is tested with a checkpoint that does not fit it.
+
+    MMEngine's ``load_from`` loads non-strictly and only warns, so a
+    checkpoint of another structure (e.g. 3 lego units where the config
+    builds 2, or a model without cross-task BatchNorm) would be evaluated
+    with part of its weights and the rest at their initial values. Every
+    key of ``model`` must be in the checkpoint with the same shape, and
+    every key of the checkpoint in ``model`` unless
+    ``ignore_unexpected(key)`` says it may be left out (e.g. the tasks a
+    ``--task`` run does not build).
+
+    Args:
+        model: the model to be tested (a DDP wrapper is unwrapped).
+        checkpoint: the checkpoint file.
+        ignore_unexpected: keys of the checkpoint that the model may lack.
+        hint: appended to the error (what to change to make it fit).
+    """
+    model = getattr(model, 'module', model)
+    state = load_checkpoint_file(checkpoint)
+    state = state.get('state_dict', state) if isinstance(state, dict) \
+        else state
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    own = model.state_dict()
+    mismatched = [
+        f'{k!r}: {tuple(state[k].shape)} in the checkpoint, '
+        f'{tuple(v.shape)} here' for k, v in own.items()
+        if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    missing = [repr(k) for k in own if k not in state]
+    unexpected = [
+        repr(k) for k in state if k not in own
+        and not (ignore_unexpected and ignore_unexpected(k))
+    ]
+    try:
+        check_state_match(f'{checkpoint} does not fit the model of the '
+                          'config', mismatched, missing, unexpected)
+    except (KeyError, ValueError) as e:
+        message = e.args[0] + (f'. {hint}' if hint else '')
+        raise type(e)(message) from None

@@ -137,3 +137,28 @@ def test_tools_test_reports_every_task(full_run, bench, tmp_path):
                          'shapes_cls/accuracy/top5'}
     assert only['shapes_cls/accuracy/top1'] == pytest.approx(
         metrics['shapes_cls/accuracy/top1'])
+
+
+def test_tools_test_refuses_a_checkpoint_of_another_model(full_run, bench,
+                                                          tmp_path):
+    """A checkpoint of 2 lego units tested with a config of 3 (a run
+    trained with --cfg-options and tested without them) stops before any
+    testing with an error naming the file and the keys; MMEngine alone
+    would only warn and test a partly initial model."""
+    work_dir, _ = full_run
+    ckpt = osp.join(work_dir, 'iter_6.pth')
+    out = str(tmp_path / 'metrics.json')
+    full_env = dict(os.environ, GPPF_DATA_ROOT=bench, OMP_NUM_THREADS='1')
+    proc = subprocess.run([
+        sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'test'), '--out', out, '--cfg-options',
+        'model.backbone.num_units=3'
+    ], cwd=REPO, env=full_env, capture_output=True, text=True,
+        timeout=TIMEOUT)
+    assert proc.returncode != 0
+    assert f'{ckpt} does not fit the model of the config' in proc.stderr
+    assert "'backbone.controller.logits.shapes_cls': (17, 2) in the " \
+        'checkpoint, (17, 3) here' in proc.stderr
+    assert 'missing key(s)' in proc.stderr  # the third units
+    assert 'model.backbone.num_units' in proc.stderr
+    assert not osp.exists(out)

@@ -14,6 +14,7 @@ from gppf_mm.apis import (
     iteration_overrides,
     markdown_table,
     task_columns,
+    write_run_config,
 )
 from gppf_mm.datasets.generation import generate_benchmark
 
@@ -60,6 +61,32 @@ def test_rows_of_the_plan(load_tool, cfg):
     assert 'model.cross_task_bn=False' not in by_name['static'][4]
     assert by_name['static'][2] is None  # every task
     assert by_name['single_nature_seg'][2] == ['nature_seg']
+
+
+def test_run_config_holds_the_rows_model(load_tool, cfg, tmp_path):
+    """A row's options are merged into its config.py, which its training
+    and its evaluation both read: tools/test.py builds what was trained."""
+    tool = load_tool('analysis_tools/table1_small.py')
+    by_name = {r[1]: r for r in tool.plan_runs(cfg, tool.ROWS, 115)}
+    _, name, tasks, _, opts = by_name['static_no_ctbn']
+    path = write_run_config(cfg, tasks, str(tmp_path / 'a.py'), opts)
+    run = Config.fromfile(path)
+    assert run.model.backbone.num_units == 1
+    assert run.model.cross_task_bn is False
+    assert cfg.model.backbone.num_units == 2  # the base is unchanged
+    _, _, tasks, _, opts = by_name['single_shapes_cls']
+    run = Config.fromfile(write_run_config(cfg, tasks, str(tmp_path / 'b.py'),
+                                           opts))
+    assert list(run.tasks) == ['shapes_cls']
+    assert run.model.backbone.num_units == 1
+    assert run.model.backbone.routing_mode == cfg.model.backbone.routing_mode
+    _, _, tasks, _, opts = by_name['per_batch']
+    run = Config.fromfile(write_run_config(cfg, tasks, str(tmp_path / 'c.py'),
+                                           opts))
+    assert run.train_cfg.sampling == 'per_batch'
+    assert run.train_cfg.max_iters == cfg.train_cfg.max_iters
+    with pytest.raises(ValueError, match='key=value'):
+        write_run_config(cfg, None, str(tmp_path / 'd.py'), ['num_units'])
 
 
 def test_iteration_overrides_scale_the_schedule(cfg):

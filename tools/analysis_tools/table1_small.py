@@ -108,25 +108,14 @@ def draw_cka(args, cfg, runs, checkpoints, work_dir):
     if task == 'none' or task not in cfg.tasks or single not in checkpoints \
             or not gppf or gppf[0] not in checkpoints:
         return {}
-    import ast
-
     from mmengine.config import Config
 
     from gppf_mm.apis import last_checkpoint
     from gppf_mm.visualization.cka import cka_report
-    options = {name: opts for _, name, _, _, opts in runs}
 
-    def run_cfg(name):  # the run's config with its --cfg-options
+    def run_cfg(name):  # the run's config (its options are merged in)
         config, run_dir = checkpoints[name]
-        cfg = Config.fromfile(config)
-        for opt in options[name]:
-            key, value = opt.split('=', 1)
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                pass
-            cfg.merge_from_dict({key: value})
-        return cfg, last_checkpoint(run_dir)
+        return Config.fromfile(config), last_checkpoint(run_dir)
 
     cfg1, ckpt1 = run_cfg(single)
     cfg2, ckpt2 = run_cfg(gppf[0])
@@ -172,11 +161,18 @@ def main(argv=None):
             with open(done) as f:
                 metrics = json.load(f)
         else:
-            write_run_config(cfg, tasks, config)
-            opts = opts + iteration_overrides(cfg, n, validate=False)
+            # the model's options go into the run's config.py, which
+            # training and evaluation both read
+            write_run_config(cfg, tasks, config, opts)
             label = f'{i + 1}/{len(runs)} {name}'
-            ckpt = train(config, osp.join(run_dir, 'train'), args.nproc,
-                         opts, env, label=label)
+            ckpt = osp.join(run_dir, 'train', f'iter_{n}.pth')
+            if osp.isfile(ckpt):  # trained by an earlier call
+                print(f'[table1] {label}: evaluating the trained {ckpt}',
+                      flush=True)
+            else:
+                ckpt = train(config, osp.join(run_dir, 'train'), args.nproc,
+                             iteration_overrides(cfg, n, validate=False),
+                             env, label=label)
             metrics = evaluate(config, ckpt, osp.join(run_dir, 'test'),
                                env=env, label=label + ' eval')
             with open(done, 'w') as f:

@@ -182,9 +182,10 @@ def pretrain(args, cfg, env, work_dir):
         run_dir = osp.join(work_dir, 'pretrain', name)
         if osp.isfile(osp.join(run_dir, 'last_checkpoint')):
             return last_checkpoint(run_dir)
-        config = write_run_config(cfg, tasks, osp.join(run_dir, 'config.py'))
+        config = write_run_config(cfg, tasks, osp.join(run_dir, 'config.py'),
+                                  opts)
         return train(config, run_dir, args.nproc,
-                     opts + iteration_overrides(cfg, iters, validate=False),
+                     iteration_overrides(cfg, iters, validate=False),
                      env, label=f'pretrain {name}')
 
     if args.pretrain_iters is None:

@@ -53,6 +53,12 @@ class GumbelTemperatureHook(Hook):
             ``end`` is reached when ``end_iter`` is None. Defaults to 0.9.
         by_epoch (bool): count epochs instead of iterations.
             Defaults to False.
+        freeze_at_end (bool): from the step where the temperature reaches
+            ``end`` on, the selection logits take no more gradient steps
+            (``requires_grad`` False on every rank at the same step): the
+            selection is decided when the temperature has forced it, and the
+            rest of training trains the chosen units. Defaults to False (the
+            paper: the logits learn to the last iteration).
 
     Example:
         >>> hook = GumbelTemperatureHook(start=5.0, end=0.01, end_iter=450)
@@ -66,7 +72,8 @@ class GumbelTemperatureHook(Hook):
                  end: float = 0.01,
                  end_iter: Optional[int] = None,
                  end_ratio: float = 0.9,
-                 by_epoch: bool = False) -> None:
+                 by_epoch: bool = False,
+                 freeze_at_end: bool = False) -> None:
         if not (start > 0 and end > 0):
             raise ValueError(f'temperatures must be > 0, got start={start}, '
                              f'end={end}')
@@ -81,6 +88,7 @@ class GumbelTemperatureHook(Hook):
         self.end_iter = end_iter
         self.end_ratio = end_ratio
         self.by_epoch = by_epoch
+        self.freeze_at_end = freeze_at_end
         self._saved_end: Optional[int] = None
 
     def _ratio_end(self, runner) -> int:
@@ -126,9 +134,18 @@ class GumbelTemperatureHook(Hook):
 
     def _apply(self, runner) -> None:
         step = runner.epoch if self.by_epoch else runner.iter
-        tau = self.temperature(step, self._end_step(runner))
+        end_step = self._end_step(runner)
+        tau = self.temperature(step, end_step)
+        freeze = self.freeze_at_end and step >= end_step
         for ctrl in controllers(runner):
             ctrl.set_temperature(tau)
+            if freeze and any(p.requires_grad
+                              for p in ctrl.logits.parameters()):
+                ctrl.logits.requires_grad_(False)
+                unit = 'epoch' if self.by_epoch else 'iteration'
+                print_log(f'GumbelTemperatureHook: tau reached {self.end} '
+                          f'at {unit} {step}; the selection logits are '
+                          'frozen from here on', logger='current')
         runner.message_hub.update_scalar('train/tau', tau)
 
     def before_train(self, runner) -> None:

@@ -17,9 +17,12 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit
 
-from gppf_mm.models.routing.lego_backbone import _preview, check_state_match
 from gppf_mm.registry import WEIGHT_INITIALIZERS
-from gppf_mm.utils.checkpoint import load_checkpoint_file
+from gppf_mm.utils.checkpoint import (
+    check_state_match,
+    load_checkpoint_file,
+    preview_keys,
+)
 
 LEGO_PRETRAINED_TYPES = ('LegoPretrained', 'gppf_mm.LegoPretrained')
 # MMEngine's own ``Pretrained`` would load a plain checkpoint with
@@ -160,7 +163,7 @@ def _load_lego_layout(backbone: nn.Module, state: Dict[str, torch.Tensor],
     check_state_match(what, mismatched, [] if out else missing, unexpected)
     if missing:
         print_log(f'{what}: {len(missing)} key(s) keep their initial '
-                  f'values: {_preview(missing)}', logger='current',
+                  f'values: {preview_keys(missing)}', logger='current',
                   level=logging.WARNING)
     backbone.load_state_dict(out, strict=False)
 

@@ -7,6 +7,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from gppf_mm.utils.checkpoint import check_state_match
+
 from .gumbel_controller import GumbelController, Routing
 from .lego_layer import LegoLayer
 
@@ -52,12 +54,6 @@ def collapse_lego_state_dict(state_dict: Dict[str, torch.Tensor],
         out[key] = value
     return out
 
-
-
-def _preview(items: Sequence[str], n: int = 6) -> str:
-    """The first ``n`` items and how many more there are."""
-    shown = ', '.join(items[:n])
-    return shown + (f', ... ({len(items) - n} more)' if len(items) > n else '')
 
 
 def expand_lego_state_dict(
@@ -130,24 +126,6 @@ def expand_lego_state_dict(
                       missing, unexpected)
     return out
 
-
-def check_state_match(what: str, mismatched: Sequence[str],
-                      missing: Sequence[str],
-                      unexpected: Sequence[str]) -> None:
-    """Raise one error naming every problem of a state dict comparison:
-    ``ValueError`` for shape mismatches, else ``KeyError``."""
-    problems = []
-    if mismatched:
-        problems.append(f'{len(mismatched)} shape mismatch(es): '
-                        f'{_preview(mismatched)}')
-    if missing:
-        problems.append(f'{len(missing)} missing key(s): {_preview(missing)}')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected key(s): '
-                        f'{_preview(unexpected)}')
-    if problems:
-        raise (ValueError if mismatched else KeyError)(
-            f'{what}: ' + '; '.join(problems))
 
 class LegoBackboneMixin:
     """Mixed into a backbone (an ``nn.Module``) whose layers are

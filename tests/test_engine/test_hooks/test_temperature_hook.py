@@ -141,3 +141,34 @@ def test_extending_a_run_keeps_tau_continuous():
     fresh.after_load_checkpoint(explicit, ckpt)
     fresh.before_train(explicit)
     assert taus(explicit) == pytest.approx([5.0 - 4.99 * 300 / 500] * 2)
+
+
+def test_freeze_at_end_stops_the_logits_and_only_them():
+    """With ``freeze_at_end`` the logits learn until the temperature reaches
+    its end and take no AdamW step from there on (the grads are None, so
+    AdamW skips them); without it they keep learning."""
+    import torch
+    for freeze in (True, False):
+        hook = GumbelTemperatureHook(start=1.0, end=0.01, end_iter=3,
+                                     freeze_at_end=freeze)
+        runner = fake_runner(0, max_iters=6, name=f'freeze{freeze}')
+        ctrl = runner.model.backbone.controller
+        ctrl.manual_seed(0)
+        other = nn.Linear(2, 1)
+        opt = torch.optim.AdamW(
+            list(runner.model.parameters()) + list(other.parameters()),
+            lr=0.1)
+        seen = []
+        for it in range(6):
+            runner.iter = it
+            hook.before_train_iter(runner, batch_idx=it)
+            before = ctrl.logits['a'].detach().clone()
+            w = torch.stack([r.weights for r in ctrl.route('a')])
+            loss = (w[:, 0] * torch.arange(3.0)).sum() + other(w).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen.append(not torch.equal(before, ctrl.logits['a']))
+        assert seen == ([True] * 3 + [False] * 3 if freeze else [True] * 6)
+        assert all(p.requires_grad for p in other.parameters())
+        assert ctrl.logits['b'].requires_grad is not freeze
