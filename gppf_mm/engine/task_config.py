@@ -46,9 +46,12 @@ from typing import Any, List, Optional
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
-from gppf_mm.utils.setup_env import UPSTREAM_SCOPES, scope_of, with_scope
+from gppf_mm.utils.scope import UPSTREAM_SCOPES, scope_of, with_scope
 
-TEMPLATE_KEY = 'template'
+from .task_errors import TaskConfigError
+from .task_errors import task_error as _err
+from .upstream_tasks import TEMPLATE_KEY, resolve_upstream_configs
+
 KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric',
                   TRANSFORMS='transform')
 
@@ -58,14 +61,6 @@ KNOWN_TASK_KEYS = {
     'val_dataloader', 'val_evaluator', 'test_dataloader', 'test_evaluator',
     'skip_bad_samples'
 }
-
-
-class TaskConfigError(ValueError):
-    """A task of a GPPF config is malformed."""
-
-
-def _err(task: str, field: str, msg: str) -> TaskConfigError:
-    return TaskConfigError(f'task {task!r}, field {field!r}: {msg}')
 
 
 def _registry_of(scope: str, kind: str):
@@ -136,120 +131,6 @@ def _dataset_classes(task: str, field: str, dataset: dict,
     cls = _lookup(task, field, dataset, 'DATASETS', default_scope)
     classes = getattr(cls, 'METAINFO', {}).get('classes')
     return tuple(classes) if classes else None
-
-
-UPSTREAM_TASK_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator',
-                      'test_dataloader', 'test_evaluator')
-
-
-def _load_upstream(name: str, field: str, path: Any) -> Config:
-    """An upstream config file named ``'<lib>::<path>'`` (its library's
-    installed configs), or an error naming the task and the field."""
-    import os.path as osp
-
-    from mmengine.utils import get_installed_path
-    scope = path.split('::', 1)[0] if isinstance(path, str) else None
-    if scope not in UPSTREAM_SCOPES:
-        raise _err(name, field,
-                   f"must name an upstream config, e.g. 'mmdet::mask_rcnn/"
-                   f"mask-rcnn_r50_fpn_1x_coco.py' (prefixes "
-                   f'{sorted(UPSTREAM_SCOPES)}), got {path!r}')
-    file = osp.join(get_installed_path(scope), '.mim', 'configs',
-                    path.split('::', 1)[1])
-    if not osp.isfile(file):
-        raise _err(name, field, f'{path!r}: no such config in the installed '
-                   f'{scope} ({file})')
-    return Config.fromfile(file)
-
-
-def _plain(value: Any) -> Any:
-    return copy.deepcopy(value.to_dict() if hasattr(value, 'to_dict')
-                         else value)
-
-
-def _split_dotted(node: Any, path: str = '') -> tuple:
-    """``(nested, dotted)``: the overrides whose keys have no dots, nested,
-    and those with a dot in their key, as full dotted paths (which
-    ``Config.merge_from_dict`` resolves, list indices included)."""
-    if not isinstance(node, dict):
-        return node, {}
-    nested, dotted = {}, {}
-    for key, value in node.items():
-        full = f'{path}.{key}' if path else key
-        if '.' in str(key):
-            dotted[full] = value
-            continue
-        sub, sub_dotted = _split_dotted(value, full)
-        if not (isinstance(value, dict) and not sub and sub_dotted):
-            nested[key] = sub
-        dotted.update(sub_dotted)
-    return nested, dotted
-
-
-def upstream_task(name: str, task: dict) -> dict:
-    """The task ``config='mmdet::...'`` names, as a GPPF task: the model
-    without its backbone (its type prefixed with the library, the config's
-    top-level ``data_preprocessor`` moved in where the model has none, as
-    MMEngine's Runner does), the dataloaders and evaluators; ``data_config``
-    (another upstream config, e.g. a ``_base_/datasets`` file) replaces the
-    dataloaders, evaluators and top-level ``data_preprocessor``. The task's
-    own fields are then merged over them (``_delete_=True`` replaces).
-    """
-    upstream = _load_upstream(name, 'config', task['config'])
-    scope = task['config'].split('::', 1)[0]
-    if TEMPLATE_KEY in (task.get('algorithm') or {}):
-        raise _err(name, 'algorithm.template',
-                   'a task takes its algorithm from `config` or from a '
-                   'template, not both')
-    model = upstream.get('model')
-    if not isinstance(model, dict) or 'type' not in model:
-        raise _err(name, 'config', f'{task["config"]!r} has no `model`')
-    algorithm = _plain(model)
-    algorithm.pop('backbone', None)
-    # MMSeg's segmentors name the backbone's ImageNet weights here; GPPF's
-    # shared backbone has its own initialisation
-    algorithm.pop('pretrained', None)
-    if scope_of(algorithm) is None:
-        algorithm['type'] = f'{scope}.{algorithm["type"]}'
-    data = upstream
-    if task.get('data_config') is not None:
-        data = _load_upstream(name, 'data_config', task['data_config'])
-        if data.get('data_preprocessor') is not None:
-            algorithm['data_preprocessor'] = _plain(data.data_preprocessor)
-    if upstream.get('data_preprocessor') is not None:
-        algorithm.setdefault('data_preprocessor',
-                             _plain(upstream.data_preprocessor))
-    base = dict(algorithm=algorithm)
-    for key in UPSTREAM_TASK_KEYS:
-        if data.get(key) is not None:
-            base[key] = _plain(data[key])
-    merged = Config(base)
-    overrides = {k: v for k, v in task.items()
-                 if k not in ('config', 'data_config')}
-    nested, dotted = _split_dotted(copy.deepcopy(overrides))
-    # list fields take dicts keyed by index ('--cfg-options tasks.coco.
-    # train_dataloader.dataset.pipeline.2.scale=...' arrives this way)
-    merged.merge_from_dict(nested, allow_list_keys=True)
-    # keys with dots reach into lists: 'roi_head.bbox_head.0.num_classes'
-    merged.merge_from_dict(dotted, allow_list_keys=True)
-    out = merged.to_dict()
-    # a split the task turns off stays off
-    for split in ('val', 'test'):
-        if f'{split}_dataloader' in task and \
-                task[f'{split}_dataloader'] is None:
-            out[f'{split}_dataloader'] = None
-            out.pop(f'{split}_evaluator', None)
-    return out
-
-
-def resolve_upstream_configs(tasks: Any) -> None:
-    """Replace every task with ``config='<lib>::<file>'`` in place by the
-    task it names (:func:`upstream_task`)."""
-    if not isinstance(tasks, dict):
-        return
-    for name, task in tasks.items():
-        if isinstance(task, dict) and 'config' in task:
-            tasks[name] = ConfigDict(upstream_task(name, task))
 
 
 def resolve_templates(tasks: Any, algorithms: Any) -> None:
@@ -540,7 +421,6 @@ def task_names(cfg: Config) -> List[str]:
 
 
 __all__ = [
-    'TaskConfigError', 'validate_tasks', 'expand_tasks', 'task_names',
-    'resolve_templates', 'resolve_upstream_configs', 'upstream_task',
+    'validate_tasks', 'expand_tasks', 'task_names', 'resolve_templates',
     'KNOWN_TASK_KEYS'
 ]

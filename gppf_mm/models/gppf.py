@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
 from gppf_mm.registry import MODELS
-from gppf_mm.utils.setup_env import build_in_scope, scope_of
+from gppf_mm.utils.scope import build_in_scope, scope_of
 
 LEGO_BACKBONES = ('LegoResNet', 'LegoSwinTransformer')
 

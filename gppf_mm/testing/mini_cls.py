@@ -5,7 +5,7 @@ MMPretrain's ``CIFAR10`` and ``CIFAR100`` accept their files only when the
 md5 of every pickle (and of the meta file) equals that of the original
 download; otherwise they try to download the original archive. The mini
 copies written by
-:func:`gppf_mm.datasets.generation.mini_cls_transfer.write_mini_cls_dataset`
+:func:`gppf_mm.testing.mini_cls_transfer.write_mini_cls_dataset`
 have the real format (same folders, file names, pickle keys and array
 layout) but other contents, so they cannot pass that check.
 ``MiniCIFAR10`` and ``MiniCIFAR100`` are the upstream classes with those md5

@@ -1,6 +1,6 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
 """``--cfg-options`` that run a paper-scale GPPF config on the mini
-datasets of :mod:`gppf_mm.datasets.generation.mini_pretrain`: data paths
+datasets of :mod:`gppf_mm.testing.mini_pretrain`: data paths
 under the mini root, small images, a slim backbone with the heads' input
 widths to match, small batches, no workers. Only command-line overrides:
 the config itself runs unchanged."""
@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 from mmengine.config import Config
 
-from gppf_mm.engine.task_config import upstream_task
+from gppf_mm.engine.upstream_tasks import upstream_task
 
 SIZE_KEYS = ('scale', 'scales', 'crop_size', 'img_scale', 'size')
 # stage widths of the paper's backbones -> of their slim versions: a

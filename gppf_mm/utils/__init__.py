@@ -6,13 +6,8 @@ from .checkpoint import (
                          safe_torch_load,
 )
 from .dist import default_backend, find_free_port, prepare_dist_cfg
-from .setup_env import (
-                         build_in_scope,
-                         register_all_modules,
-                         resolve_scopes,
-                         scope_of,
-                         with_scope,
-)
+from .scope import build_in_scope, resolve_scopes, scope_of, with_scope
+from .setup_env import register_all_modules
 
 __all__ = [
     'register_all_modules', 'build_in_scope', 'resolve_scopes', 'scope_of',

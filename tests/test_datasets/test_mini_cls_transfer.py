@@ -15,12 +15,12 @@ from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.registry import DATASETS
 from test_generation import tree_digest
 
-from gppf_mm.datasets.generation.mini_cls_transfer import (
+from gppf_mm.testing.mini_cls import MiniCIFAR10, MiniCIFAR100
+from gppf_mm.testing.mini_cls_transfer import (
     CIFAR100_SUPERCLASSES,
     MINI_CLS_DATASETS,
     write_mini_cls_dataset,
 )
-from gppf_mm.testing.mini_cls import MiniCIFAR10, MiniCIFAR100
 
 CASES = [(key, split) for key, entry in MINI_CLS_DATASETS.items()
          for split in entry['splits']]

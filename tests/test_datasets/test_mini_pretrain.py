@@ -20,13 +20,13 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
-from gppf_mm.datasets.generation.mini_pretrain import (
+from gppf_mm.engine.upstream_tasks import upstream_task
+from gppf_mm.testing.mini_pretrain import (
     TASKS,
     openimages_tree,
     rebase_paths,
     write_mini_gppf15m,
 )
-from gppf_mm.engine.task_config import upstream_task
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', '_base_', 'tasks', 'gppf_15m.py')

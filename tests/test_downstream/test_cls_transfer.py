@@ -13,7 +13,7 @@ from mmengine.config import Config
 from test_downstream_configs import REPO, init, train
 
 from gppf_mm.datasets import holdout_indices
-from gppf_mm.datasets.generation.mini_cls_transfer import (
+from gppf_mm.testing.mini_cls_transfer import (
     MINI_CLS_DATASETS,
     write_mini_cls_dataset,
 )

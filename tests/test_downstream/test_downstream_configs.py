@@ -158,7 +158,7 @@ def kitti_run(config, tmp_path, *options):
     ground truth / 256, Eigen split files with focal lengths and a frame
     without ground truth), shrunk in crop and length from the command
     line."""
-    from gppf_mm.datasets.generation.mini_kitti import write_mini_kitti
+    from gppf_mm.testing.mini_kitti import write_mini_kitti
     root = str(tmp_path / 'kitti')
     write_mini_kitti(root, train=2, test=2)
     metrics, log = train(

@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from test_downstream_configs import REPO, init, train
 
-from gppf_mm.datasets.generation.mini_voc import (
+from gppf_mm.testing.mini_voc import (
     dataset_classes,
     voc_datasets,
     write_mini_voc,

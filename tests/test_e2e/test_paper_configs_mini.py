@@ -11,7 +11,7 @@ import os.path as osp
 import pytest
 
 from gppf_mm.apis import train
-from gppf_mm.datasets.generation.mini_pretrain import write_mini_gppf15m
+from gppf_mm.testing.mini_pretrain import write_mini_gppf15m
 from gppf_mm.testing.paper_shrink import paper_options
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

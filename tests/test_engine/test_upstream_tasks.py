@@ -9,11 +9,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.utils import get_installed_path
 
-from gppf_mm.engine.task_config import (
-    TaskConfigError,
-    expand_tasks,
-    upstream_task,
-)
+from gppf_mm.engine.task_config import expand_tasks
+from gppf_mm.engine.task_errors import TaskConfigError
+from gppf_mm.engine.upstream_tasks import upstream_task
 from gppf_mm.utils import register_all_modules
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

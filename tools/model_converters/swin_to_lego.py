@@ -21,10 +21,8 @@ import sys
 from typing import List, Optional
 
 from gppf_mm.models.backbones import save_lego_checkpoint
-from gppf_mm.models.backbones.lego_swin import (
-    load_swin_checkpoint,
-    swin_to_lego_state_dict,
-)
+from gppf_mm.models.backbones.lego_swin import swin_to_lego_state_dict
+from gppf_mm.models.backbones.swin_layout import load_swin_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from gppf_mm.registry import LOOPS
 
-from .simt_loop import check_task_dict
+from .task_loaders import check_task_dict
 
 # 'task': every task is evaluated with its own normalisation statistics
 # (where the model keeps them); 'shared': with those of all tasks together

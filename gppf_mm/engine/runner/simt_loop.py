@@ -13,32 +13,19 @@ rank restores its entry and moves each task's index stream on by what it
 consumed -- generating indices only, decoding nothing -- so the sequence of
 (task, sample indices) continues exactly as without the interruption.
 
-Two kinds of train dataloaders are handled:
-
-- a plain batch sampler over an infinite sampler (``ResumableInfiniteSampler``
-  or MMEngine's ``InfiniteSampler``): used as is; on resume the sampler is
-  moved on by ``batches * batch_size`` indices.
-- anything else (``DefaultSampler``, MMDetection's
-  ``AspectRatioBatchSampler``, ...): the batch sampler is wrapped in an
-  endless one that starts a new epoch (``set_epoch``) whenever it runs out;
-  on resume the batches consumed are replayed as indices only.
+Task dataloaders: :mod:`~gppf_mm.engine.runner.task_loaders`; the rank
+state: :mod:`~gppf_mm.engine.runner.simt_state`.
 """
 import bisect
-import inspect
-import itertools
-import math
-import random
-from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_dist_info
 from mmengine.runner import BaseLoop
 from mmengine.runner.utils import calc_dynamic_intervals
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import DataLoader
 
 from gppf_mm.datasets.task_sampler import (
     SAMPLING_MODES,
@@ -50,194 +37,20 @@ from gppf_mm.engine.runner.simt_state import (
     checkpoint_due,
     gumbel_state,
     load_gumbel_state,
+    preserved_rng_state,
+    rescale_states,
+    rng_state,
     seed_gumbel_noise,
+    set_rng_state,
+)
+from gppf_mm.engine.runner.task_loaders import (
+    check_task_dict,
+    prepare_task_loader,
+    skip_batches,
 )
 from gppf_mm.registry import LOOPS
 
 STATE_VERSION = 1
-
-
-# ------------------------------------------------------------ RNG states
-def rng_state() -> dict:
-    """Global RNG states as tensors, numbers and lists, so that a checkpoint
-    holding them loads with ``torch.load(weights_only=True)``."""
-    np_state = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    state = dict(
-        torch=torch.get_rng_state(),
-        numpy=dict(
-            key=torch.from_numpy(np_state[1].astype(np.int64)),
-            pos=int(np_state[2]),
-            has_gauss=int(np_state[3]),
-            cached=float(np_state[4])),
-        python=[version, list(internal), gauss])
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        # the generator of the device this process computes on: a rank's
-        # randomness does not depend on how many GPUs it can see, so the
-        # state resumes under another CUDA_VISIBLE_DEVICES layout
-        state['cuda'] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore the states saved by :func:`rng_state`."""
-    torch.set_rng_state(state['torch'])
-    n = state['numpy']
-    np.random.set_state(('MT19937', n['key'].numpy().astype(np.uint32),
-                         int(n['pos']), int(n['has_gauss']),
-                         float(n['cached'])))
-    version, internal, gauss = state['python']
-    random.setstate((version, tuple(internal), gauss))
-    cuda = state.get('cuda')
-    if cuda is not None and torch.cuda.is_available():
-        if isinstance(cuda, (list, tuple)):
-            # older checkpoints hold every visible device's state; take the
-            # one of the device this process computes on if it exists
-            if not cuda:
-                return
-            index = torch.cuda.current_device()
-            cuda = cuda[index] if index < len(cuda) else cuda[0]
-        torch.cuda.set_rng_state(cuda)
-
-
-@contextmanager
-def preserved_rng_state() -> Iterator[None]:
-    """Run a block without changing the global RNG states."""
-    saved = rng_state()
-    try:
-        yield
-    finally:
-        set_rng_state(saved)
-
-
-# ------------------------------------------------------ task dataloaders
-class EndlessBatchSampler:
-    """Batches of indices from a batch sampler, without end.
-
-    When the wrapped batch sampler runs out, the next epoch starts (its
-    ``set_epoch`` -- or its sampler's -- is called with the epoch number).
-    :meth:`skip` replays batches as indices only, to resume.
-
-    Args:
-        batch_sampler: any deterministic batch sampler.
-        task (str): task name, for error messages.
-    """
-
-    def __init__(self, batch_sampler, task: str) -> None:
-        self.batch_sampler = batch_sampler
-        self.sampler = getattr(batch_sampler, 'sampler', None)
-        self.batch_size = getattr(batch_sampler, 'batch_size', None)
-        self.task = task
-        self.epoch = 0
-        self._skip = 0
-        self._stream: Optional[Iterator[List[int]]] = None
-
-    def skip(self, num_batches: int) -> None:
-        """Start after ``num_batches`` batches (before the first iter)."""
-        if self._stream is not None:
-            raise RuntimeError(f'task {self.task!r}: cannot skip batches of '
-                               'a batch stream that has started')
-        self._skip = int(num_batches)
-
-    def _set_epoch(self, epoch: int) -> None:
-        for obj in (self.batch_sampler, self.sampler):
-            if hasattr(obj, 'set_epoch'):
-                obj.set_epoch(epoch)
-                return
-
-    def _batches(self) -> Iterator[List[int]]:
-        self._set_epoch(self.epoch)
-        while True:
-            empty = True
-            for batch in self.batch_sampler:
-                empty = False
-                yield batch
-            if empty:
-                raise RuntimeError(f'task {self.task!r}: the train '
-                                   'dataloader yields no batch')
-            self.epoch += 1
-            self._set_epoch(self.epoch)
-
-    def __iter__(self) -> Iterator[List[int]]:
-        if self._stream is None:
-            self._stream = self._batches()
-            for _ in range(self._skip):
-                next(self._stream)
-        return self._stream
-
-    def __len__(self) -> int:
-        return len(self.batch_sampler)
-
-
-def _clone_with_batch_sampler(loader: DataLoader,
-                              batch_sampler) -> DataLoader:
-    """The same DataLoader with another batch sampler."""
-    skip = {
-        'self', 'dataset', 'batch_size', 'shuffle', 'sampler',
-        'batch_sampler', 'drop_last'
-    }
-    kwargs = {
-        name: getattr(loader, name)
-        for name in inspect.signature(DataLoader.__init__).parameters
-        if name not in skip and hasattr(loader, name)
-    }
-    return DataLoader(loader.dataset, batch_sampler=batch_sampler, **kwargs)
-
-
-def _advances_in_place(loader: DataLoader) -> bool:
-    """A plain batch sampler over an infinite sampler: moving the sampler
-    on moves the batches on."""
-    return (type(loader.batch_sampler) is BatchSampler
-            and (hasattr(loader.sampler, 'set_position')
-                 or isinstance(loader.sampler, InfiniteSampler)))
-
-
-def prepare_task_loader(loader: DataLoader, task: str) -> DataLoader:
-    """Make a task's train dataloader endless and resumable."""
-    if not isinstance(loader, DataLoader):
-        raise TypeError(f'task {task!r}: train dataloader must be a config '
-                        f'dict or a DataLoader, got {type(loader).__name__}')
-    if loader.batch_sampler is None:
-        raise ValueError(f'task {task!r}: the train dataloader must batch '
-                         '(batch_size=None is not supported)')
-    if _advances_in_place(loader) or isinstance(loader.batch_sampler,
-                                                EndlessBatchSampler):
-        return loader
-    return _clone_with_batch_sampler(
-        loader, EndlessBatchSampler(loader.batch_sampler, task))
-
-
-def skip_batches(loader: DataLoader, num_batches: int) -> None:
-    """Move a prepared loader on by ``num_batches`` before its first
-    iterator is created, generating indices only."""
-    if num_batches == 0:
-        return
-    if isinstance(loader.batch_sampler, EndlessBatchSampler):
-        loader.batch_sampler.skip(num_batches)
-        return
-    num = num_batches * loader.batch_size
-    sampler = loader.sampler
-    if hasattr(sampler, 'set_position'):
-        sampler.set_position(num)
-    else:  # MMEngine's InfiniteSampler keeps one stream across iter()
-        next(itertools.islice(sampler.indices, num, num), None)
-
-
-DATALOADER_KEYS = ('dataset', 'batch_size', 'sampler', 'num_workers')
-
-
-def check_task_dict(loaders: Any, loop_name: str, split: str) -> None:
-    """Raise a clear error unless ``loaders`` is a non-empty dict of task
-    name -> dataloader (config or object)."""
-    if not isinstance(loaders, dict) or not loaders:
-        raise ValueError(f'{loop_name} needs a dict of task name -> {split} '
-                         f'dataloader, got {type(loaders).__name__}')
-    looks_single = [k for k in DATALOADER_KEYS if k in loaders]
-    if looks_single:
-        raise ValueError(
-            f'{loop_name} needs a dict of task name -> {split} dataloader, '
-            f'got one dataloader config (keys {looks_single}); write '
-            f'{split}_dataloader=dict(task_name=dict(dataset=..., ...))')
 
 
 def _scalar(value: Any) -> Optional[float]:
@@ -246,24 +59,6 @@ def _scalar(value: Any) -> Optional[float]:
     if isinstance(value, (int, float, np.number)):
         return float(value)
     return None
-
-
-def rescale_states(states: Sequence[dict], rank: int,
-                   world_size: int) -> dict:
-    """An approximate state for ``rank`` of ``world_size`` from the states
-    of a run with another number of ranks.
-
-    Each task continues after ``ceil(all ranks' batches / world_size)``
-    batches of the new sharding; the task generator and the RNG states
-    start afresh (see :meth:`SIMTTrainLoop.load_simt_states`).
-    """
-    tasks = list(states[0]['consumed'])
-    totals = {t: sum(int(s['consumed'][t]) for s in states) for t in tasks}
-    return dict(
-        consumed={t: math.ceil(n / world_size)
-                  for t, n in totals.items()},
-        total_consumed=totals,
-        exact=False)
 
 
 @LOOPS.register_module()

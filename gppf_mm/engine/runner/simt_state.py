@@ -1,10 +1,15 @@
 # Copyright (c) gppf_mm contributors. All rights reserved.
-"""Pieces of a SIMT rank's state kept outside the global RNGs: the Gumbel
-noise generators of the lego controllers (one stream per rank), and when
-the per-rank states must be exchanged at all (only at the iterations whose
-end writes a checkpoint)."""
-from typing import List
+"""Pieces of a SIMT rank's state: the global RNG states in a form that
+loads with ``weights_only=True``, the Gumbel noise generators of the lego
+controllers (one stream per rank), the state of a run with another number
+of ranks, and when the per-rank states must be exchanged at all (only at
+the iterations whose end writes a checkpoint)."""
+import math
+import random
+from contextlib import contextmanager
+from typing import Iterator, List, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -87,3 +92,73 @@ def cap_workers(loaders: dict, max_workers: int) -> dict:
     for t in sorted(asked, key=lambda t: given[t] - exact[t])[:left]:
         given[t] += 1
     return given
+
+
+def rng_state() -> dict:
+    """Global RNG states as tensors, numbers and lists, so that a checkpoint
+    holding them loads with ``torch.load(weights_only=True)``."""
+    np_state = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = dict(
+        torch=torch.get_rng_state(),
+        numpy=dict(
+            key=torch.from_numpy(np_state[1].astype(np.int64)),
+            pos=int(np_state[2]),
+            has_gauss=int(np_state[3]),
+            cached=float(np_state[4])),
+        python=[version, list(internal), gauss])
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # the generator of the device this process computes on: a rank's
+        # randomness does not depend on how many GPUs it can see, so the
+        # state resumes under another CUDA_VISIBLE_DEVICES layout
+        state['cuda'] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the states saved by :func:`rng_state`."""
+    torch.set_rng_state(state['torch'])
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['key'].numpy().astype(np.uint32),
+                         int(n['pos']), int(n['has_gauss']),
+                         float(n['cached'])))
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    cuda = state.get('cuda')
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):
+            # older checkpoints hold every visible device's state; take the
+            # one of the device this process computes on if it exists
+            if not cuda:
+                return
+            index = torch.cuda.current_device()
+            cuda = cuda[index] if index < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda)
+
+
+@contextmanager
+def preserved_rng_state() -> Iterator[None]:
+    """Run a block without changing the global RNG states."""
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
+
+
+def rescale_states(states: Sequence[dict], rank: int,
+                   world_size: int) -> dict:
+    """An approximate state for ``rank`` of ``world_size`` from the states
+    of a run with another number of ranks.
+
+    Each task continues after ``ceil(all ranks' batches / world_size)``
+    batches of the new sharding; the task generator and the RNG states
+    start afresh (see :meth:`SIMTTrainLoop.load_simt_states`).
+    """
+    tasks = list(states[0]['consumed'])
+    totals = {t: sum(int(s['consumed'][t]) for s in states) for t in tasks}
+    return dict(
+        consumed={t: math.ceil(n / world_size)
+                  for t, n in totals.items()},
+        total_consumed=totals,
+        exact=False)

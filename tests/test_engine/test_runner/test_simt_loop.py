@@ -18,11 +18,13 @@ from gppf_mm.datasets import TaskSampler, rank_index_stream
 from gppf_mm.engine import GPPFRunner
 from gppf_mm.engine.hooks import SIMTStateHook
 from gppf_mm.engine.runner import EndlessBatchSampler, SIMTTrainLoop
-from gppf_mm.engine.runner.simt_loop import (
-    prepare_task_loader,
+from gppf_mm.engine.runner.simt_state import (
     rescale_states,
     rng_state,
     set_rng_state,
+)
+from gppf_mm.engine.runner.task_loaders import (
+    prepare_task_loader,
     skip_batches,
 )
 from gppf_mm.registry import METRICS

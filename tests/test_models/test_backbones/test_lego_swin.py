@@ -6,11 +6,11 @@ from mmpretrain.models.backbones import SwinTransformer as MMPretrainSwin
 from mmseg.models.backbones import SwinTransformer as MMSegSwin
 
 from gppf_mm.models.backbones import LegoSwinTransformer
-from gppf_mm.models.backbones.lego_swin import (
+from gppf_mm.models.backbones.path_extraction import extract_path_checkpoint
+from gppf_mm.models.backbones.swin_layout import (
     infer_swin_arch,
     to_mmdet_swin_layout,
 )
-from gppf_mm.models.backbones.path_extraction import extract_path_checkpoint
 from gppf_mm.models.routing import LegoLayer
 from gppf_mm.registry import MODELS
 from gppf_mm.testing import assert_outputs_equal, count_unit_calls

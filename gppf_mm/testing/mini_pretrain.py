@@ -101,7 +101,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .formats import (
+from gppf_mm.datasets.generation.formats import (
     dump_json,
     imwrite,
     mask_box,
@@ -110,7 +110,11 @@ from .formats import (
     write_jpeg,
     write_lines,
 )
-from .scenes import det_scene, seg_scene, shape_image
+from gppf_mm.datasets.generation.scenes import (
+    det_scene,
+    seg_scene,
+    shape_image,
+)
 
 TASKS = ('in21k', 'coco', 'lvis', 'objects365', 'openimages', 'ade20k',
          'coco_stuff', 'voc')

@@ -17,8 +17,13 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .formats import imwrite, mask_box, voc_xml, write_lines
-from .scenes import det_scene
+from gppf_mm.datasets.generation.formats import (
+    imwrite,
+    mask_box,
+    voc_xml,
+    write_lines,
+)
+from gppf_mm.datasets.generation.scenes import det_scene
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 

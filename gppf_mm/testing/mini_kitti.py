@@ -20,8 +20,8 @@ from typing import Dict
 
 import numpy as np
 
-from .depth import depth_scene
-from .formats import imwrite, write_lines
+from gppf_mm.datasets.generation.depth import depth_scene
+from gppf_mm.datasets.generation.formats import imwrite, write_lines
 
 DATE = '2011_09_26'
 FOCAL = 721.5377  # KITTI's focal length of these drives, in pixels

@@ -79,7 +79,12 @@ from mmpretrain.datasets.categories import (
     OxfordIIITPet_CATEGORIES,
 )
 
-from .formats import dump_json, write_bytes, write_jpeg, write_lines
+from gppf_mm.datasets.generation.formats import (
+    dump_json,
+    write_bytes,
+    write_jpeg,
+    write_lines,
+)
 
 IMG_SIZE = (48, 56)  # (h, w) of the file-based images
 CIFAR_SIZE = (32, 32)
