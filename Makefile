@@ -15,5 +15,6 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# PYTEST_ARGS: extra pytest arguments, e.g. PYTEST_ARGS=--durations=50
 test: lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(PYTEST_ARGS)
