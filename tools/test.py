@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gppf_mm.registry import RUNNERS
@@ -61,6 +62,26 @@ def runner_tasks(runner):
     return list(getattr(model, 'algorithms', None) or [])
 
 
+class CheckpointFits(Hook):
+    """Refuse a checkpoint that does not fit the model, in the
+    ``after_load_checkpoint`` call MMEngine makes with the file's contents
+    before it loads them non-strictly; keys of the tasks ``left_out`` of
+    the model (``--task``) may be in the file."""
+
+    def __init__(self, name, left_out):
+        self.name = name
+        self.left_out = set(left_out)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        from gppf_mm.utils.checkpoint import check_checkpoint_fits
+        check_checkpoint_fits(
+            runner.model, checkpoint, self.name,
+            ignore_unexpected=lambda key: of_tasks(key, self.left_out),
+            hint='A checkpoint trained with --cfg-options that change the '
+            'model (e.g. model.backbone.num_units=3, '
+            'model.cross_task_bn=False) is tested with the same options')
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -95,17 +116,11 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
 
-    from gppf_mm.utils.checkpoint import (
-        check_checkpoint_fits,
-        gppf_checkpoint_loading,
-    )
+    from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
     left_out = set(all_tasks) - set(runner_tasks(runner))
-    check_checkpoint_fits(
-        runner.model, args.checkpoint,
-        ignore_unexpected=lambda key: of_tasks(key, left_out),
-        hint='A checkpoint trained with --cfg-options that change the model '
-        '(e.g. model.backbone.num_units=3, model.cross_task_bn=False) is '
-        'tested with the same options')
+
+    runner.register_hook(CheckpointFits(args.checkpoint, left_out),
+                         priority='VERY_HIGH')
     with gppf_checkpoint_loading():
         metrics = runner.test()
     if args.out and runner.rank == 0:

@@ -197,9 +197,11 @@ def preview_keys(items: Sequence[str], n: int = 6) -> str:
 
 def check_state_match(what: str, mismatched: Sequence[str],
                       missing: Sequence[str],
-                      unexpected: Sequence[str]) -> None:
+                      unexpected: Sequence[str],
+                      hint: str = '') -> None:
     """Raise one error naming every problem of a state dict comparison:
-    ``ValueError`` for shape mismatches, else ``KeyError``."""
+    ``ValueError`` for shape mismatches, else ``KeyError``; ``hint`` (what
+    to change) ends the message."""
     problems = []
     if mismatched:
         problems.append(f'{len(mismatched)} shape mismatch(es): '
@@ -212,11 +214,12 @@ def check_state_match(what: str, mismatched: Sequence[str],
                         f'{preview_keys(unexpected)}')
     if problems:
         raise (ValueError if mismatched else KeyError)(
-            f'{what}: ' + '; '.join(problems))
+            f'{what}: ' + '; '.join(problems) + (f'. {hint}' if hint else ''))
 
 
 def check_checkpoint_fits(model: torch.nn.Module,
-                          checkpoint: str,
+                          checkpoint: dict,
+                          name: str,
                           ignore_unexpected: Optional[Callable[[str],
                                                                bool]] = None,
                           hint: str = '') -> None:
@@ -229,18 +232,20 @@ def check_checkpoint_fits(model: torch.nn.Module,
     key of ``model`` must be in the checkpoint with the same shape, and
     every key of the checkpoint in ``model`` unless
     ``ignore_unexpected(key)`` says it may be left out (e.g. the tasks a
-    ``--task`` run does not build).
+    ``--task`` run does not build). ``tools/test.py`` calls it from an
+    ``after_load_checkpoint`` hook, which MMEngine runs with the file's
+    contents before it loads them into the model.
 
     Args:
         model: the model to be tested (a DDP wrapper is unwrapped).
-        checkpoint: the checkpoint file.
+        checkpoint: the loaded checkpoint (with ``state_dict``) or a bare
+            state dict.
+        name: the file, for the message.
         ignore_unexpected: keys of the checkpoint that the model may lack.
         hint: appended to the error (what to change to make it fit).
     """
     model = getattr(model, 'module', model)
-    state = load_checkpoint_file(checkpoint)
-    state = state.get('state_dict', state) if isinstance(state, dict) \
-        else state
+    state = checkpoint.get('state_dict', checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v
              for k, v in state.items()}
     own = model.state_dict()
@@ -255,9 +260,5 @@ def check_checkpoint_fits(model: torch.nn.Module,
         repr(k) for k in state if k not in own
         and not (ignore_unexpected and ignore_unexpected(k))
     ]
-    try:
-        check_state_match(f'{checkpoint} does not fit the model of the '
-                          'config', mismatched, missing, unexpected)
-    except (KeyError, ValueError) as e:
-        message = e.args[0] + (f'. {hint}' if hint else '')
-        raise type(e)(message) from None
+    check_state_match(f'{name} does not fit the model of the config',
+                      mismatched, missing, unexpected, hint)

@@ -160,33 +160,28 @@ def test_no_global_patch(tmp_path):
     assert local_loader() is stock
 
 
-def test_check_checkpoint_fits_names_every_problem(tmp_path):
+def test_check_checkpoint_fits_names_every_problem():
     from gppf_mm.utils.checkpoint import check_checkpoint_fits
     model = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
-    path = str(tmp_path / 'same.pth')
-    torch.save(dict(state_dict={f'module.{k}': v for k, v in
-                                model.state_dict().items()}), path)
-    check_checkpoint_fits(model, path)  # 'module.' as MMEngine strips it
+    same = dict(state_dict={f'module.{k}': v
+                            for k, v in model.state_dict().items()})
+    check_checkpoint_fits(model, same, 'same.pth')  # 'module.' stripped
 
     wider = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    path = str(tmp_path / 'wider.pth')
-    torch.save(dict(state_dict=wider.state_dict()), path)
     with pytest.raises(ValueError) as e:
-        check_checkpoint_fits(model, path, hint='Try X.')
-    assert str(e.value).startswith(f'{path} does not fit the model')
+        check_checkpoint_fits(model, dict(state_dict=wider.state_dict()),
+                              'wider.pth', hint='Try X.')
+    assert str(e.value).startswith('wider.pth does not fit the model')
     assert "'0.weight': (3, 4) in the checkpoint, (2, 4) here" in str(e.value)
     assert '6 shape mismatch(es)' in str(e.value)  # 2 + 4 BN tensors
     assert str(e.value).endswith('Try X.')
 
-    state = model.state_dict()
+    state = model.state_dict()  # a bare state dict works too
     state['2.task.weight'] = torch.ones(1)
     del state['1.running_var']
-    path = str(tmp_path / 'other.pth')
-    torch.save(dict(state_dict=state), path)
     with pytest.raises(KeyError, match=r"1 missing key\(s\): '1.running_var'"
                        r"; 1 unexpected key\(s\): '2.task.weight'"):
-        check_checkpoint_fits(model, path)
+        check_checkpoint_fits(model, state, 'other.pth')
     state['1.running_var'] = torch.ones(2)
-    torch.save(dict(state_dict=state), path)
-    check_checkpoint_fits(model, path,
+    check_checkpoint_fits(model, state, 'other.pth',
                           ignore_unexpected=lambda k: k.startswith('2.'))

@@ -31,17 +31,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gppf_mm.utils import find_free_port
+
 SETTINGS = (
     ('threads=2', 2, None),
     ('threads=2, OMP_WAIT_POLICY=PASSIVE', 2, 'PASSIVE'),
     ('threads=1', 1, None),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _rank(rank, port, threads, iters, queue):
@@ -71,7 +67,7 @@ def time_allreduce(threads: int, wait_policy, iters: int) -> list:
     if wait_policy:  # the children read it when OpenMP starts
         os.environ['OMP_WAIT_POLICY'] = wait_policy
     try:
-        port = free_port()
+        port = find_free_port()
         procs = [ctx.Process(target=_rank,
                              args=(r, port, threads, iters, queue))
                  for r in range(2)]
@@ -106,7 +102,7 @@ def _echo(port, ready):
 def time_tcp(iters: int) -> list:
     """Seconds per 32-byte TCP round trip to another process."""
     ctx = mp.get_context('spawn')
-    port, ready = free_port(), ctx.Event()
+    port, ready = find_free_port(), ctx.Event()
     proc = ctx.Process(target=_echo, args=(port, ready))
     proc.start()
     ready.wait(60)
