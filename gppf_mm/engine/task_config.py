@@ -25,9 +25,13 @@ A key with dots reaches into lists (``algorithm={'roi_head.bbox_head.0.
 num_classes': 365}``, e.g. the three heads of a Cascade R-CNN).
 
 An ``algorithm`` may start from a named template of the config's
-``algorithms`` dict and override parts of it::
+``algorithms`` dict and override parts of it; a template is a model config
+or names an upstream config whose model (without the backbone) it
+overrides::
 
-    algorithms = dict(mask_rcnn=dict(type='mmdet.MaskRCNN', ...))
+    algorithms = dict(mask_rcnn=dict(
+        config='mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+        neck=dict(out_channels=64)))
     tasks = dict(coco=dict(algorithm=dict(
         template='mask_rcnn', roi_head=dict(bbox_head=dict(num_classes=80))),
         ...))
@@ -50,7 +54,13 @@ from gppf_mm.utils.scope import UPSTREAM_SCOPES, scope_of, with_scope
 
 from .task_errors import TaskConfigError
 from .task_errors import task_error as _err
-from .upstream_tasks import TEMPLATE_KEY, resolve_upstream_configs
+from .upstream_tasks import (
+    TEMPLATE_KEY,
+    merge_overrides,
+    plain_copy,
+    resolve_upstream_configs,
+    upstream_algorithm,
+)
 
 KIND_NAMES = dict(MODELS='model', DATASETS='dataset', METRICS='metric',
                   TRANSFORMS='transform')
@@ -152,9 +162,15 @@ def resolve_templates(tasks: Any, algorithms: Any) -> None:
             k: v
             for k, v in algorithm.items() if k != TEMPLATE_KEY
         }
-        merged = Config(copy.deepcopy(dict(algorithms[template])))
-        merged.merge_from_dict(overrides, allow_list_keys=True)
-        task['algorithm'] = ConfigDict(merged.to_dict())
+        base = dict(plain_copy(algorithms[template]))
+        if 'config' in base:
+            # a template that names an upstream config: its model without
+            # the backbone, with the template's own fields merged over it
+            upstream, _ = upstream_algorithm(
+                name, f'algorithms.{template}.config (its template)',
+                base.pop('config'))
+            base = merge_overrides(upstream, base)
+        task['algorithm'] = ConfigDict(merge_overrides(base, overrides))
 
 
 def _check_dataset(task: str, field: str, dataset: Any, scope: str) -> None:

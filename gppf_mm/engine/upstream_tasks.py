@@ -39,7 +39,8 @@ def _load_upstream(name: str, field: str, path: Any) -> Config:
     return Config.fromfile(file)
 
 
-def _plain(value: Any) -> Any:
+def plain_copy(value: Any) -> Any:
+    """A deep copy of ``value`` with configs as plain dicts."""
     return copy.deepcopy(value.to_dict() if hasattr(value, 'to_dict')
                          else value)
 
@@ -63,6 +64,42 @@ def _split_dotted(node: Any, path: str = '') -> tuple:
     return nested, dotted
 
 
+def upstream_algorithm(name: str, field: str, path: Any) -> tuple:
+    """``(algorithm, upstream)``: the model of the upstream config ``path``
+    without its backbone (its type prefixed with the library, the config's
+    top-level ``data_preprocessor`` moved in where the model has none, as
+    MMEngine's Runner does), and the loaded config itself."""
+    upstream = _load_upstream(name, field, path)
+    scope = path.split('::', 1)[0]
+    model = upstream.get('model')
+    if not isinstance(model, dict) or 'type' not in model:
+        raise _err(name, field, f'{path!r} has no `model`')
+    algorithm = plain_copy(model)
+    algorithm.pop('backbone', None)
+    # MMSeg's segmentors name the backbone's ImageNet weights here; GPPF's
+    # shared backbone has its own initialisation
+    algorithm.pop('pretrained', None)
+    if scope_of(algorithm) is None:
+        algorithm['type'] = f'{scope}.{algorithm["type"]}'
+    if upstream.get('data_preprocessor') is not None:
+        algorithm.setdefault('data_preprocessor',
+                             plain_copy(upstream.data_preprocessor))
+    return algorithm, upstream
+
+
+def merge_overrides(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged over it as MMEngine merges configs
+    (``_delete_=True`` replaces; keys with dots reach into lists, e.g.
+    ``'roi_head.bbox_head.0.num_classes'``)."""
+    merged = Config(copy.deepcopy(base))
+    nested, dotted = _split_dotted(copy.deepcopy(overrides))
+    # list fields take dicts keyed by index ('--cfg-options tasks.coco.
+    # train_dataloader.dataset.pipeline.2.scale=...' arrives this way)
+    merged.merge_from_dict(nested, allow_list_keys=True)
+    merged.merge_from_dict(dotted, allow_list_keys=True)
+    return merged.to_dict()
+
+
 def upstream_task(name: str, task: dict) -> dict:
     """The task ``config='mmdet::...'`` names, as a GPPF task: the model
     without its backbone (its type prefixed with the library, the config's
@@ -72,44 +109,23 @@ def upstream_task(name: str, task: dict) -> dict:
     dataloaders, evaluators and top-level ``data_preprocessor``. The task's
     own fields are then merged over them (``_delete_=True`` replaces).
     """
-    upstream = _load_upstream(name, 'config', task['config'])
-    scope = task['config'].split('::', 1)[0]
     if TEMPLATE_KEY in (task.get('algorithm') or {}):
         raise _err(name, 'algorithm.template',
                    'a task takes its algorithm from `config` or from a '
                    'template, not both')
-    model = upstream.get('model')
-    if not isinstance(model, dict) or 'type' not in model:
-        raise _err(name, 'config', f'{task["config"]!r} has no `model`')
-    algorithm = _plain(model)
-    algorithm.pop('backbone', None)
-    # MMSeg's segmentors name the backbone's ImageNet weights here; GPPF's
-    # shared backbone has its own initialisation
-    algorithm.pop('pretrained', None)
-    if scope_of(algorithm) is None:
-        algorithm['type'] = f'{scope}.{algorithm["type"]}'
+    algorithm, upstream = upstream_algorithm(name, 'config', task['config'])
     data = upstream
     if task.get('data_config') is not None:
         data = _load_upstream(name, 'data_config', task['data_config'])
         if data.get('data_preprocessor') is not None:
-            algorithm['data_preprocessor'] = _plain(data.data_preprocessor)
-    if upstream.get('data_preprocessor') is not None:
-        algorithm.setdefault('data_preprocessor',
-                             _plain(upstream.data_preprocessor))
+            algorithm['data_preprocessor'] = plain_copy(data.data_preprocessor)
     base = dict(algorithm=algorithm)
     for key in UPSTREAM_TASK_KEYS:
         if data.get(key) is not None:
-            base[key] = _plain(data[key])
-    merged = Config(base)
+            base[key] = plain_copy(data[key])
     overrides = {k: v for k, v in task.items()
                  if k not in ('config', 'data_config')}
-    nested, dotted = _split_dotted(copy.deepcopy(overrides))
-    # list fields take dicts keyed by index ('--cfg-options tasks.coco.
-    # train_dataloader.dataset.pipeline.2.scale=...' arrives this way)
-    merged.merge_from_dict(nested, allow_list_keys=True)
-    # keys with dots reach into lists: 'roi_head.bbox_head.0.num_classes'
-    merged.merge_from_dict(dotted, allow_list_keys=True)
-    out = merged.to_dict()
+    out = merge_overrides(base, overrides)
     # a split the task turns off stays off
     for split in ('val', 'test'):
         if f'{split}_dataloader' in task and \

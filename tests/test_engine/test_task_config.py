@@ -264,3 +264,40 @@ def test_bad_config_table(cfg, mutate, message):
     expand_tasks(copy.deepcopy(cfg))  # the unchanged config is valid
     mutate(cfg)
     _expect(cfg, '^' + message)
+
+
+DEMO = osp.join(
+    osp.dirname(__file__), '..', '..', 'configs', 'gppf',
+    'gppf_lego-r50-slim-n2-soft_2xb-simt-450it_gppf-bench.py')
+DEMO_RESOLVED = osp.join(
+    osp.dirname(__file__), '..', 'data', 'demo_tasks_resolved.json')
+
+
+def test_demo_tasks_equal_the_hand_written_templates():
+    """The demo's templates name upstream configs (mmdet / mmseg /
+    mmpretrain) and write only the slim sizes; every resolved task (model,
+    dataloaders, evaluators) equals the one the hand-written templates
+    gave, saved in tests/data/demo_tasks_resolved.json."""
+    import json
+    cfg = expand_tasks(Config.fromfile(DEMO))
+    tasks = json.loads(json.dumps(
+        {k: v.to_dict() for k, v in cfg.tasks.items()}, default=str))
+    with open(DEMO_RESOLVED) as f:
+        expected = json.load(f)
+    assert sorted(tasks) == sorted(expected)
+    for name in expected:
+        assert tasks[name] == expected[name], name
+    # the slim sizes come from the templates, the rest from upstream
+    det = tasks['street_det']['algorithm']
+    assert det['roi_head']['mask_head']['num_convs'] == 2
+    assert det['roi_head']['bbox_head']['loss_bbox'] == dict(
+        type='L1Loss', loss_weight=1.0)
+
+
+def test_template_naming_a_missing_upstream_config(cfg):
+    algorithms = Config.fromfile(TEMPLATES).algorithms
+    algorithms.upernet.config = 'mmseg::upernet/no-such-config.py'
+    with pytest.raises(TaskConfigError,
+                       match=r"task 'seg', field 'algorithms.upernet.config "
+                       r"\(its template\)': 'mmseg::upernet/no-such"):
+        resolve_templates(cfg.tasks, algorithms)
