@@ -235,6 +235,31 @@ class GPPF(BaseModel):
             losses[f'{task}.{key}'] = value
         return losses
 
+    def lockstep_features(self, inputs: List[torch.Tensor], tasks: List[str],
+                          lockstep) -> list:
+        """Backbone features of several virtual devices' ``inputs``, each
+        along its task's path, run in ``lockstep`` (see
+        :mod:`gppf_mm.models.layers.lockstep`)."""
+        for task in tasks:
+            self.algorithm(task)
+        set_task = getattr(self.backbone, 'set_task', None)
+        previous = getattr(self.backbone, 'task', None)
+
+        def device(d):
+            def run():
+                # the path is sampled at the start of the forward, before
+                # the device hands over at its first norm
+                if set_task is not None:
+                    set_task(tasks[d])
+                return self.backbone(inputs[d])
+            return run
+
+        try:
+            return lockstep.run([device(d) for d in range(len(tasks))])
+        finally:
+            if set_task is not None:
+                set_task(previous)
+
     def extract_feat(self, inputs: torch.Tensor, task: str):
         """Backbone features of ``inputs`` along ``task``'s path."""
         self.algorithm(task)

@@ -17,6 +17,7 @@ from gppf_mm.models.layers import CrossTaskBatchNorm2d
 from gppf_mm.registry import MODEL_WRAPPERS
 
 from .collective_check import CollectiveCheck
+from .device_step import DeviceUsage, VirtualBatch, device_train_step
 from .fusion_plan import BufferPool, FusionPlan, reached_parameters
 from .nonfinite import NonFiniteGuard
 
@@ -167,6 +168,10 @@ class GradientFusionWrapper(nn.Module):
         # taken again before the first update: a resumed run loads its
         # checkpoint (and the norms' counters) after the wrapper is built
         self._snapshot_due = True
+        # virtual devices (device_step.py): which of this process's devices
+        # used each parameter, and ran each norm, since the last update
+        self.device_usage = DeviceUsage()
+        self.device_norm_runs: Dict[str, int] = {}
 
     def _resolve_overlap(self, overlap: Optional[bool]) -> bool:
         if overlap is not None:
@@ -193,6 +198,12 @@ class GradientFusionWrapper(nn.Module):
         }
 
     @property
+    def rank(self) -> int:
+        if not (dist.is_available() and dist.is_initialized()):
+            return 0
+        return dist.get_rank()
+
+    @property
     def distributed(self) -> bool:
         """Whether there is more than one rank in the process group."""
         return _world_size(self.process_group) > 1
@@ -216,6 +227,8 @@ class GradientFusionWrapper(nn.Module):
         Returns:
             dict[str, Tensor]: the log variables of ``parse_losses``.
         """
+        if isinstance(data, VirtualBatch):
+            return device_train_step(self, data, optim_wrapper)
         if self._snapshot_due:
             self._snapshot_norms()
             self._snapshot_due = False
@@ -311,8 +324,11 @@ class GradientFusionWrapper(nn.Module):
         self._plan.launch_ready()
 
     @torch.no_grad()
-    def fuse_gradients(self) -> None:
-        """Set every gradient to its mean over the ranks that produced one.
+    def fuse_gradients(self,
+                       device_counts: Optional[List[int]] = None) -> None:
+        """Set every gradient to its mean over the ranks that produced one
+        (with ``device_counts``, the number of this process's virtual
+        devices that used each trainable parameter: over the devices).
 
         Every rank must call it at the same point (after backward, before
         the optimizer step). After :meth:`prepare_fusion` it finishes the
@@ -330,14 +346,28 @@ class GradientFusionWrapper(nn.Module):
             return
         if not self.distributed:
             used = [p.grad is not None for p in params]
-            self.last_usage = torch.tensor(used, dtype=torch.int32)
+            if device_counts is not None:
+                for p, n in zip(params, device_counts):
+                    if p.grad is not None and n > 1:
+                        p.grad.div_(n)
+                used = [u and n > 0 for u, n in zip(used, device_counts)]
+            self.last_usage = torch.tensor(
+                used if device_counts is None else device_counts,
+                dtype=torch.int32)
             self.fusion_stats = dict(
                 params=len(params), used_here=sum(used), fused=sum(used),
                 unused=len(params) - sum(used), buckets=0, overlapped=0,
                 late=0)
             return
         plan, self._plan = self._plan, None
-        if plan is None:
+        if device_counts is not None:
+            # a device that used a parameter counts once; every device's
+            # gradient is in this process's sum
+            plan = self._make_plan(params, [
+                n if p.grad is not None else 0
+                for p, n in zip(params, device_counts)
+            ], waiting=None)
+        elif plan is None:
             plan = self._make_plan(
                 params, [p.grad is not None for p in params], waiting=None)
         elif [id(p) for p in params] != plan.param_ids:
@@ -367,7 +397,9 @@ class GradientFusionWrapper(nn.Module):
                 yield name, m
 
     @torch.no_grad()
-    def sync_norm_buffers(self) -> None:
+    def sync_norm_buffers(self,
+                          device_runs: Optional[Dict[str, int]] = None
+                          ) -> None:
         """Mean running statistics of BatchNorm layers over the ranks that
         ran them since the previous call (see the class docstring).
 
@@ -386,9 +418,14 @@ class GradientFusionWrapper(nn.Module):
             int(m.num_batches_tracked) != self._tracked.get(name, 0)
             for name, m in norms
         ]
+        if device_runs is not None:
+            # virtual devices: this process's statistics are the mean over
+            # its devices that ran the norm, weighed by their number
+            ran = [device_runs.get(name, 0) if r else 0
+                   for (name, _), r in zip(norms, ran)]
         pieces = []
         for (_, m), r in zip(norms, ran):
-            scale = 1.0 if r else 0.0
+            scale = float(r)
             pieces.append(m.running_mean.float() * scale)
             pieces.append(m.running_var.float() * scale)
         pieces.append(torch.tensor(ran, dtype=torch.float32, device=device))

@@ -32,6 +32,12 @@ from gppf_mm.datasets.task_sampler import (
     TaskSampler,
     sampler_seed,
 )
+from gppf_mm.engine.model_wrappers.device_step import VirtualBatch
+from gppf_mm.engine.runner.device_data import (
+    DeviceData,
+    check_virtual_devices,
+    gathered_device_states,
+)
 from gppf_mm.engine.runner.simt_state import (
     cap_workers,
     checkpoint_due,
@@ -87,6 +93,15 @@ class SIMTTrainLoop(BaseLoop):
             rank over all its tasks; the tasks' ``num_workers`` are scaled
             down to fit (each rank may draw any task, and a task's workers
             start the first time the rank draws it). Defaults to no cap.
+            With virtual devices each device gets ``max_workers // K``.
+        virtual_devices (int): K, the virtual devices of every process
+            (the paper's Section 3.2). Each device draws its own task and
+            batch in every iteration, exactly as rank ``p * K + d`` of a run
+            with ``P * K`` processes would; the shared backbone runs the K
+            devices together, cross-task BN pools them, and every gradient
+            is the mean over the devices that used it
+            (:mod:`gppf_mm.engine.model_wrappers.device_step`). Defaults to
+            1 (one task per process and iteration).
 
     Every iteration the ranks exchange (task, log variables) in one
     ``all_gather_object``, and their SIMT states too at the iterations that
@@ -107,8 +122,10 @@ class SIMTTrainLoop(BaseLoop):
                  val_begin: int = 1,
                  val_interval: int = 1000,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
-                 max_workers: Optional[int] = None) -> None:
+                 max_workers: Optional[int] = None,
+                 virtual_devices: int = 1) -> None:
         self._runner = runner
+        self.virtual_devices = check_virtual_devices(virtual_devices)
         check_task_dict(dataloader, 'SIMTTrainLoop', 'train')
         if not isinstance(task_weights, dict):
             raise ValueError('SIMTTrainLoop needs task_weights, a dict of '
@@ -142,7 +159,8 @@ class SIMTTrainLoop(BaseLoop):
 
         diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
         if max_workers is not None:
-            dataloader = self._capped(dataloader, max_workers)
+            dataloader = self._capped(dataloader,
+                                      max_workers // self.virtual_devices)
         self.dataloaders: Dict[str, DataLoader] = {}
         for task, loader in dataloader.items():
             if isinstance(loader, dict):
@@ -169,6 +187,18 @@ class SIMTTrainLoop(BaseLoop):
         self._pending_states: Optional[Tuple[List[dict], bool]] = None
         self.gathered_states: Optional[List[dict]] = None
         self._ensure_state_hook()
+        self.device_data: Optional[DeviceData] = None
+        self._device_wrapper = None
+        if self.virtual_devices > 1:
+            self.device_data = DeviceData(
+                self.dataloaders, self.task_weights, self.seed, sampling,
+                self.rank, self.world_size, self.virtual_devices,
+                runner.model, diff_rank_seed)
+            runner.logger.info(
+                f'SIMTTrainLoop: {self.virtual_devices} virtual devices per '
+                f'process, devices {self.device_data.first}-'
+                f'{self.device_data.first + self.virtual_devices - 1} of '
+                f'{self.device_data.num_devices}')
 
     def _capped(self, dataloader: dict, max_workers: int) -> dict:
         """The dataloader configs with at most ``max_workers`` worker
@@ -245,13 +275,20 @@ class SIMTTrainLoop(BaseLoop):
         """Train until ``max_iters``."""
         self.runner.call_hook('before_train')
         seed_gumbel_noise(self.runner.model, self.seed, self.rank)
+        if self.device_data is not None:
+            self.device_data.start()
         self._restore()
         self.runner.call_hook('before_train_epoch')
         while self._iter < self._max_iters and not self.stop_training:
             self.runner.model.train()
-            task = self.task_sampler.sample()
-            data_batch = self.next_batch(task)
-            self.run_iter(task, data_batch)
+            if self.device_data is not None:
+                batches = self.device_data.next_batches()
+                self.run_iter(None, VirtualBatch(
+                    batches=batches, devices=self.device_data.devices))
+            else:
+                task = self.task_sampler.sample()
+                data_batch = self.next_batch(task)
+                self.run_iter(task, data_batch)
             self._decide_current_val_interval()
             if (self.runner.val_loop is not None
                     and self._iter >= self.val_begin
@@ -269,9 +306,14 @@ class SIMTTrainLoop(BaseLoop):
         """Train ``task`` on one batch and call the iteration hooks."""
         self.runner.call_hook(
             'before_train_iter', batch_idx=self._iter, data_batch=data_batch)
-        outputs = self.runner.model.train_step(
-            data_batch, optim_wrapper=self.runner.optim_wrapper)
-        outputs = self._exchange(task, outputs)
+        if isinstance(data_batch, VirtualBatch):
+            outputs = self._fusion_model().train_step(
+                data_batch, optim_wrapper=self.runner.optim_wrapper)
+            outputs = self._exchange(data_batch.tasks, outputs)
+        else:
+            outputs = self.runner.model.train_step(
+                data_batch, optim_wrapper=self.runner.optim_wrapper)
+            outputs = self._exchange(task, outputs)
         self.runner.call_hook(
             'after_train_iter',
             batch_idx=self._iter,
@@ -279,31 +321,62 @@ class SIMTTrainLoop(BaseLoop):
             outputs=outputs)
         self._iter += 1
 
-    def _exchange(self, task: str, outputs: Optional[dict]) -> dict:
-        """Share (task, log variables, state) with every rank; return the
-        merged log variables."""
-        scalars = {}
-        for key, value in (outputs or {}).items():
-            v = _scalar(value)
-            if v is not None:
-                scalars[key] = v
-        local = dict(task=task, logs=scalars)
+    def _fusion_model(self):
+        """The model's GradientFusionWrapper, or one of this process's own
+        when the runner did not wrap the model (one process)."""
+        from gppf_mm.engine.model_wrappers import GradientFusionWrapper
+        model = self.runner.model
+        if isinstance(model, GradientFusionWrapper):
+            return model
+        if self.world_size > 1:
+            raise RuntimeError(
+                'SIMTTrainLoop: virtual_devices > 1 needs '
+                "model_wrapper_cfg=dict(type='GradientFusionWrapper'), got "
+                f'{type(model).__name__}')
+        if self._device_wrapper is None:
+            self._device_wrapper = GradientFusionWrapper(
+                model, broadcast_init=False)
+        return self._device_wrapper
+
+    def _exchange(self, task: Union[str, List[str]],
+                  outputs: Union[None, dict, List[dict]]) -> dict:
+        """Share (task, log variables, state) of every rank -- of every
+        virtual device when ``task`` is a list -- with every rank; return
+        the merged log variables."""
+        devices = isinstance(task, list)
+        tasks = task if devices else [task]
+        logs = outputs if devices else [outputs]
+        local = dict(entries=[])
+        for t, out in zip(tasks, logs):
+            scalars = {}
+            for key, value in (out or {}).items():
+                v = _scalar(value)
+                if v is not None:
+                    scalars[key] = v
+            local['entries'].append(dict(task=t, logs=scalars))
         # the per-rank states (RNGs, generators) are only needed by the
         # checkpoint written at the end of this iteration, if any
         due = checkpoint_due(self.runner)
         if due:
-            local['state'] = self.state_dict()
+            if devices:
+                local['states'] = self.device_data.state_dicts(
+                    self._iter + 1, STATE_VERSION)
+            else:
+                local['state'] = self.state_dict()
         if self.world_size > 1:
             everyone: List[Any] = [None] * self.world_size
             dist.all_gather_object(everyone, local)
         else:
             everyone = [local]
         if due:
-            self.gathered_states = [e['state'] for e in everyone]
-        for e in everyone:
+            self.gathered_states = gathered_device_states(everyone) or [
+                e['state'] for e in everyone
+            ]
+        entries = [x for e in everyone for x in e['entries']]
+        for e in entries:
             self.total_consumed[e['task']] += 1
         merged: Dict[str, List[float]] = {}
-        for e in everyone:
+        for e in entries:
             for key, value in e['logs'].items():
                 merged.setdefault(key, []).append(value)
         out = {key: sum(v) / len(v) for key, v in merged.items()}
@@ -352,6 +425,15 @@ class SIMTTrainLoop(BaseLoop):
 
     def _state_of_rank(self, states: List[dict],
                        allow_world_size_change: bool) -> dict:
+        if self.device_data is not None:
+            n = self.device_data.num_devices
+            if len(states) != n:
+                raise ValueError(
+                    f'the checkpoint holds the SIMT state of {len(states)} '
+                    f'devices but this run has {n} ({self.world_size} '
+                    f'processes x {self.virtual_devices} virtual devices); '
+                    'resume with a layout of as many devices')
+            return dict(devices=states)
         if len(states) == self.world_size:
             state = dict(states[self.rank])
             state['total_consumed'] = {
@@ -389,18 +471,19 @@ class SIMTTrainLoop(BaseLoop):
             self._apply_state(state)
 
     def _apply_state(self, state: dict) -> None:
-        if state.get('sampling', self.sampling) != self.sampling:
-            raise ValueError(f'the checkpoint was trained with sampling='
-                             f'{state["sampling"]!r}, this run uses '
-                             f'{self.sampling!r}')
-        unknown = sorted(set(state['consumed']) - set(self.tasks))
-        if unknown:
-            raise ValueError(f'the checkpoint has tasks {unknown} that this '
-                             f'run lacks ({self.tasks})')
-        if 'iter' in state and int(state['iter']) != self._iter:
-            raise ValueError(
-                f'the SIMT state of the checkpoint belongs to iteration '
-                f'{state["iter"]} but the run resumes at {self._iter}')
+        if self.device_data is not None:
+            if 'devices' not in state:
+                raise ValueError('with virtual devices the SIMT state is '
+                                 'restored from every device\'s state '
+                                 '(SIMTStateHook)')
+            states = state['devices']
+            self._check_state(states[0])
+            self.device_data.load_state_dicts(states)
+            for t in self.tasks:
+                self.total_consumed[t] = sum(
+                    int(s['consumed'].get(t, 0)) for s in states)
+            return
+        self._check_state(state)
         if self._iterators:
             raise RuntimeError('the SIMT state must be restored before the '
                                'first iteration')
@@ -420,3 +503,17 @@ class SIMTTrainLoop(BaseLoop):
                              self.sampling))
             seed_gumbel_noise(self.runner.model,
                               self.seed + 1000003 * self._iter, self.rank)
+
+    def _check_state(self, state: dict) -> None:
+        if state.get('sampling', self.sampling) != self.sampling:
+            raise ValueError(f'the checkpoint was trained with sampling='
+                             f'{state["sampling"]!r}, this run uses '
+                             f'{self.sampling!r}')
+        unknown = sorted(set(state['consumed']) - set(self.tasks))
+        if unknown:
+            raise ValueError(f'the checkpoint has tasks {unknown} that this '
+                             f'run lacks ({self.tasks})')
+        if 'iter' in state and int(state['iter']) != self._iter:
+            raise ValueError(
+                f'the SIMT state of the checkpoint belongs to iteration '
+                f'{state["iter"]} but the run resumes at {self._iter}')

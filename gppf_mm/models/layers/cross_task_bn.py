@@ -14,6 +14,7 @@ from gppf_mm.registry import MODELS
 
 from . import collectives
 from .collectives import all_reduce_named
+from .lockstep import active_lockstep
 
 _FULL_PRECISION = (torch.float32, torch.float64)
 
@@ -30,44 +31,57 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class _CrossTaskBNFunction(torch.autograd.Function):
-    """Batch norm whose statistics and input gradients are all-reduced.
+    """Batch norm of one or more inputs whose statistics and input gradients
+    are all-reduced.
 
-    Forward all-reduces one float64 buffer of shape ``(N, 2C + 1)`` holding,
-    for each of the ``N`` units of the sibling group, the pixel count ``n``,
-    ``n * mean`` and ``n * (var + mean^2)``; this rank fills only the row
-    of its own unit. The local mean and variance come from one
-    ``torch.var_mean`` pass, so the float64 merge is numerically sane even
-    for large activations. Backward all-reduces a ``(N, 2C)`` buffer of
-    ``sum(dy)`` and ``sum(dy * (x - mean))`` in the same way.
+    ``bns[d]`` normalises ``xs[d]`` (``d`` a rank's only input, or one of
+    the virtual devices of a process, see
+    :mod:`~gppf_mm.models.layers.lockstep`); all ``bns`` belong to one
+    sibling group of ``N`` units. Forward all-reduces one float64 buffer of
+    shape ``(N, 2C + 1 + T)`` holding, for each unit, the pixel count
+    ``n``, ``n * mean`` and ``n * (var + mean^2)`` and the pixels of each of
+    the ``T`` tasks; every input adds to the row of its own unit. The local
+    mean and variance come from one ``torch.var_mean`` pass, so the float64
+    merge is numerically sane even for large activations. Backward
+    all-reduces a ``(N, 2C)`` buffer of ``sum(dy)`` and
+    ``sum(dy * (x - mean))`` in the same way.
 
     Every call makes exactly one collective in forward and one in backward,
-    whatever unit the rank computes and whatever its batch (empty batches
-    included), so ranks that run different units or tasks stay in step.
+    whatever units the inputs take and whatever their batches (empty
+    batches included), so ranks that run different units, tasks or numbers
+    of devices stay in step. With ``distributed=False`` (one process) the
+    buffers are this process's only.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: Optional[torch.Tensor],
-                bias: Optional[torch.Tensor], bn: 'CrossTaskBatchNorm2d'):
-        k, n_units = bn.unit_index, bn.num_units
-        c = x.shape[1]
-        dtype = _compute_dtype(x.dtype)
-        xc = x if x.dtype == dtype else x.to(dtype)
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-
+    def forward(ctx, bns: tuple, tasks: tuple, distributed: bool, *tensors):
+        k_in = len(bns)
+        xs, ws, bs = (tensors[:k_in], tensors[k_in:2 * k_in],
+                      tensors[2 * k_in:])
+        bn = bns[0]
+        n_units = bn.num_units
+        c = xs[0].shape[1]
+        dtype = _compute_dtype(xs[0].dtype)
         n_tasks = bn.num_tasks
         buf = torch.zeros((n_units, 2 * c + 1 + n_tasks),
                           dtype=torch.float64,
-                          device=x.device)
-        buf[k, 0] = count
-        task = bn.active_task_index
-        if task is not None:
-            buf[k, 2 * c + 1 + task] = count
-        if count > 0:
-            var, mean = torch.var_mean(xc, dim=(0, 2, 3), correction=0)
-            mean64, var64 = mean.double(), var.double()
-            buf[k, 1:c + 1] = mean64 * count
-            buf[k, c + 1:2 * c + 1] = (var64 + mean64 * mean64) * count
-        all_reduce_named(buf, bn, 'forward')
+                          device=xs[0].device)
+        counts_in = []
+        for m, x, task in zip(bns, xs, tasks):
+            k = m.unit_index
+            xc = x if x.dtype == dtype else x.to(dtype)
+            count = x.shape[0] * x.shape[2] * x.shape[3]
+            counts_in.append(count)
+            buf[k, 0] += count
+            if task is not None:
+                buf[k, 2 * c + 1 + task] += count
+            if count > 0:
+                var, mean = torch.var_mean(xc, dim=(0, 2, 3), correction=0)
+                mean64, var64 = mean.double(), var.double()
+                buf[k, 1:c + 1] += mean64 * count
+                buf[k, c + 1:2 * c + 1] += (var64 + mean64 * mean64) * count
+        if distributed:
+            all_reduce_named(buf, bn, 'forward')
 
         counts = buf[:, 0]
         totals = counts.clamp(min=1)[:, None]
@@ -78,59 +92,112 @@ class _CrossTaskBNFunction(torch.autograd.Function):
         if n_tasks:
             bn._update_task_stats(means, vars_, counts, buf[:, 2 * c + 1:])
 
-        total = float(counts[k])
-        mean = means[k].to(dtype)
-        var = vars_[k].to(dtype)
-        invstd = torch.rsqrt(var + bn.eps)
-        w = None if weight is None else weight.to(dtype)
-        b = None if bias is None else bias.to(dtype)
-        # eval-mode batch_norm with the global statistics: one fused kernel
-        y = F.batch_norm(xc, mean, var, w, b, False, 0.0, bn.eps)
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.total = total
-        ctx.bn = bn
-        return y.to(x.dtype)
+        ys, saved, ctx.totals = [], [], []
+        for m, x, weight, bias in zip(bns, xs, ws, bs):
+            k = m.unit_index
+            xc = x if x.dtype == dtype else x.to(dtype)
+            mean = means[k].to(dtype)
+            var = vars_[k].to(dtype)
+            invstd = torch.rsqrt(var + m.eps)
+            w = None if weight is None else weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            # eval-mode batch_norm with the global statistics: one fused
+            # kernel
+            y = F.batch_norm(xc, mean, var, w, b, False, 0.0, m.eps)
+            ys.append(y.to(x.dtype))
+            saved += [x, mean, invstd]
+            ctx.totals.append(float(counts[k]))
+        ctx.save_for_backward(*saved)
+        ctx.bns = bns
+        ctx.weights = ws
+        ctx.distributed = distributed
+        return tuple(ys)
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        x, weight, mean, invstd = ctx.saved_tensors
-        bn = ctx.bn
-        k, n_units = bn.unit_index, bn.num_units
-        c = x.shape[1]
-        dtype = mean.dtype
+    def backward(ctx, *dys: torch.Tensor):
+        bns = ctx.bns
+        k_in = len(bns)
+        saved = ctx.saved_tensors
+        bn = bns[0]
+        n_units = bn.num_units
+        x0 = saved[0]
+        c = x0.shape[1]
         shape = (1, c, 1, 1)
-        xc = x if x.dtype == dtype else x.to(dtype)
-        dyc = dy if dy.dtype == dtype else dy.to(dtype)
-
-        xmu = xc - mean.view(shape)
-        sum_dy = dyc.sum(dim=(0, 2, 3))
-        sum_dy_xmu = (dyc * xmu).sum(dim=(0, 2, 3))
         buf = torch.zeros((n_units, 2 * c),
                           dtype=torch.float64,
-                          device=x.device)
-        buf[k, :c] = sum_dy
-        buf[k, c:] = sum_dy_xmu
-        all_reduce_named(buf, bn, 'backward')
+                          device=x0.device)
+        parts = []
+        for i, (m, dy) in enumerate(zip(bns, dys)):
+            x, mean, invstd = saved[3 * i:3 * i + 3]
+            k = m.unit_index
+            dtype = mean.dtype
+            xc = x if x.dtype == dtype else x.to(dtype)
+            dyc = dy if dy.dtype == dtype else dy.to(dtype)
+            xmu = xc - mean.view(shape)
+            sum_dy = dyc.sum(dim=(0, 2, 3))
+            sum_dy_xmu = (dyc * xmu).sum(dim=(0, 2, 3))
+            buf[k, :c] += sum_dy
+            buf[k, c:] += sum_dy_xmu
+            parts.append((xmu, dyc, sum_dy, sum_dy_xmu))
+        if ctx.distributed:
+            all_reduce_named(buf, bn, 'backward')
 
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            total = max(ctx.total, 1.0)
-            g_mean_dy = (buf[k, :c] / total).to(dtype)
-            g_mean_dy_xmu = (buf[k, c:] / total).to(dtype)
-            scale = invstd if weight is None else invstd * weight.to(dtype)
-            # dx = scale * (dy - mean(dy) - xmu * invstd^2 * mean(dy * xmu))
-            coef_xmu = -scale * invstd * invstd * g_mean_dy_xmu
-            grad_x = xmu.mul_(coef_xmu.view(shape))
-            grad_x.add_((-scale * g_mean_dy).view(shape))
-            grad_x.addcmul_(dyc, scale.view(shape))
-            grad_x = grad_x.to(x.dtype)
-        if weight is not None:
-            # this rank's share; gradient fusion combines the ranks
-            if ctx.needs_input_grad[1]:
-                grad_w = (sum_dy_xmu * invstd).to(weight.dtype)
-            if ctx.needs_input_grad[2]:
-                grad_b = sum_dy.to(weight.dtype)
-        return grad_x, grad_w, grad_b, None
+        grad_xs, grad_ws, grad_bs = [], [], []
+        for i, m in enumerate(bns):
+            x, mean, invstd = saved[3 * i:3 * i + 3]
+            weight = ctx.weights[i]
+            xmu, dyc, sum_dy, sum_dy_xmu = parts[i]
+            k = m.unit_index
+            dtype = mean.dtype
+            grad_x = grad_w = grad_b = None
+            if ctx.needs_input_grad[3 + i]:
+                total = max(ctx.totals[i], 1.0)
+                g_mean_dy = (buf[k, :c] / total).to(dtype)
+                g_mean_dy_xmu = (buf[k, c:] / total).to(dtype)
+                scale = invstd if weight is None else invstd * weight.to(
+                    dtype)
+                # dx = scale * (dy - mean(dy) - xmu * invstd^2 *
+                # mean(dy * xmu))
+                coef_xmu = -scale * invstd * invstd * g_mean_dy_xmu
+                grad_x = xmu.mul_(coef_xmu.view(shape))
+                grad_x.add_((-scale * g_mean_dy).view(shape))
+                grad_x.addcmul_(dyc, scale.view(shape))
+                grad_x = grad_x.to(x.dtype)
+            if weight is not None:
+                # this input's share; gradient fusion combines the ranks
+                if ctx.needs_input_grad[3 + k_in + i]:
+                    grad_w = (sum_dy_xmu * invstd).to(weight.dtype)
+                if ctx.needs_input_grad[3 + 2 * k_in + i]:
+                    grad_b = sum_dy.to(weight.dtype)
+            grad_xs.append(grad_x)
+            grad_ws.append(grad_w)
+            grad_bs.append(grad_b)
+        return (None, None, None, *grad_xs, *grad_ws, *grad_bs)
+
+
+def cross_task_bn(bns: Sequence['CrossTaskBatchNorm2d'],
+                  xs: Sequence[torch.Tensor],
+                  tasks: Sequence[Optional[str]],
+                  distributed: bool) -> List[torch.Tensor]:
+    """Normalise ``xs[d]`` with ``bns[d]`` (modules of one sibling group)
+    with the statistics pooled over every input of this call, and over
+    every process when ``distributed``: one collective in forward and one
+    in backward (see :class:`_CrossTaskBNFunction`)."""
+    first = bns[0].siblings
+    for m in bns[1:]:
+        group = m.siblings
+        if len(group) != len(first) or any(
+                a is not b for a, b in zip(group, first)):
+            raise RuntimeError(
+                'the devices reached different cross-task norms in one '
+                'call; every device must run the same layers in the same '
+                'order')
+    index = [None if t is None or not m.task_names else
+             m.task_names.index(t) for m, t in zip(bns, tasks)]
+    outs = _CrossTaskBNFunction.apply(
+        tuple(bns), tuple(index), distributed, *xs,
+        *[m.weight for m in bns], *[m.bias for m in bns])
+    return list(outs)
 
 
 class CrossTaskBatchNorm2d(_BatchNorm):
@@ -367,6 +434,11 @@ class CrossTaskBatchNorm2d(_BatchNorm):
                 return F.batch_norm(x, mean, var, self.weight, self.bias,
                                     False, 0.0, self.eps)
             return super().forward(x)
+        lockstep = active_lockstep()
+        if lockstep is not None:
+            # a virtual device: normalised together with the process's
+            # other devices at this call
+            return lockstep.arrive(self, x)
         if _world_size(self.process_group) == 1:
             out = super().forward(x)
             if self.num_tasks and self.active_task is not None:
@@ -375,7 +447,7 @@ class CrossTaskBatchNorm2d(_BatchNorm):
         record = collectives.current_record()
         if record is not None:
             record.before(self)
-        out = _CrossTaskBNFunction.apply(x, self.weight, self.bias, self)
+        (out, ) = cross_task_bn([self], [x], [self.active_task], True)
         if record is not None:
             record.calls.append((self, out))
         return out
