@@ -388,6 +388,7 @@ def device_train_step(wrapper, data: VirtualBatch,
     if optim_wrapper.should_update():
         params = wrapper._trainable()
         counts = wrapper.device_usage.counts(params)
+        wrapper.device_usage = DeviceUsage()
         wrapper.fuse_gradients(device_counts=counts)
         tasks = ', '.join(data.tasks)
         if not guard or wrapper.nonfinite.check(params, tasks, total):
