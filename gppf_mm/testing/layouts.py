@@ -8,8 +8,6 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-import torch
-
 from gppf_mm.testing.dist import run_distributed
 
 
@@ -53,13 +51,10 @@ def train_layout(config: str, work_dir: str, processes: int, devices: int,
     """Train ``config`` on ``processes`` gloo processes with ``devices``
     virtual devices each; return the final model state and the logged
     scalars of every iteration."""
-    if processes > 1:
-        (result, *_) = run_distributed(
-            _train, processes, config, work_dir, devices, options,
-            data_root, resume_from, timeout=timeout)
-    else:
-        torch.set_num_threads(1)
-        result = _train(0, 1, config, work_dir, devices, options,
-                        data_root, resume_from)
+    # one process too runs apart, so that MMEngine's global state (scopes,
+    # message hubs, visualizers) starts afresh in every run
+    (result, *_) = run_distributed(
+        _train, processes, config, work_dir, devices, options, data_root,
+        resume_from, timeout=timeout)
     result['logs'] = _logs(work_dir)
     return result
