@@ -38,8 +38,9 @@ def parse_args(argv=None):
         '--iters', type=int, help='training iterations (default: the '
         "config's); the schedule, temperature and checkpoint follow")
     parser.add_argument(
-        '--nproc', type=int, help='ranks (default: 2 on the CPU, one per '
-        'GPU with two or more GPUs, 1 with one GPU)')
+        '--nproc', type=int, help='processes of one device each (default: '
+        'one per GPU with two or more GPUs; otherwise one process with 2 '
+        'virtual devices)')
     parser.add_argument('--data-root', help='benchmark folder (default: '
                         '$GPPF_DATA_ROOT or data/gppf_bench)')
     parser.add_argument('--seed', type=int, default=0,
@@ -133,11 +134,13 @@ def main(argv=None):
     opts = iteration_overrides(cfg, iters, validate=False)
     plan = device_plan(args.nproc)
     env.update(plan['env'])
+    if plan['devices'] > 1:
+        opts.append(f'train_cfg.virtual_devices={plan["devices"]}')
     print(f'[demo] config: {osp.relpath(cfg_path, REPO)}\n'
           f'[demo] tasks: {", ".join(cfg.tasks)}\n'
           f'[demo] SIMT pre-training: {iters} iterations on {plan["nproc"]} '
-          f'{plan["device"].upper()} rank(s); logs in {work_dir}',
-          flush=True)
+          f'{plan["device"].upper()} process(es) x {plan["devices"]} '
+          f'device(s); logs in {work_dir}', flush=True)
     ckpt = train(cfg_path, osp.join(work_dir, 'train'), plan['nproc'],
                  opts, env, label='demo: pre-train')
     print('[demo] evaluating every task on its own split', flush=True)

@@ -2,7 +2,9 @@
 # units per layer, soft Gumbel routing as the paper reports), two detection
 # + instance segmentation tasks (Mask R-CNN), two semantic segmentation
 # tasks (UperNet + FCN auxiliary head) and one classification task, SIMT on
-# 2 ranks with cross-task BN and per-task test statistics.
+# 2 devices with cross-task BN and per-task test statistics: 2 ranks, or
+# one process with train_cfg.virtual_devices=2 (what tools/demo.py runs on
+# the CPU or one GPU; docs/virtual_devices.md).
 #
 # Sized for 2 CPU cores and under 10 minutes; docs/pretraining.md has the
 # measurements behind each choice.

@@ -72,15 +72,22 @@ def run_layout(config, p, k, threads, iters, work_dir, env):
         cmd = [sys.executable, *train]
     cmd += ['--cfg-options', *options]
     env = dict(env, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{p}x{k} failed:\n{proc.stderr[-3000:]}')
+    log = osp.join(osp.dirname(work_dir), f'{p}x{k}.log')
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        # the resources of the launcher and the processes it waited for:
+        # ru_maxrss is the peak resident memory of the largest of them
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        with open(log) as f:
+            raise RuntimeError(f'{p}x{k} failed:\n{f.read()[-3000:]}')
     (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
                                      'scalars.json'))
     with open(scalars) as f:
         records = [json.loads(line) for line in f]
-    return [r['time'] for r in records if 'time' in r and 'loss' in r]
+    times = [r['time'] for r in records if 'time' in r and 'loss' in r]
+    return times, usage.ru_maxrss / 1024  # MiB
 
 
 def main(argv=None):
@@ -94,18 +101,20 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for text in args.layouts:
             p, k, threads = parse_layout(text)
-            times = run_layout(args.config, p, k, threads, args.iters,
-                               osp.join(tmp, text), env)
+            times, peak = run_layout(args.config, p, k, threads,
+                                     args.iters, osp.join(tmp, text), env)
             step = statistics.median(times[args.warmup:])
-            rows.append((text, p, k, threads, step, p * k / step))
+            rows.append((text, p, k, threads, step, p * k / step, peak))
             print(f'{text}: {p} process(es) x {k} device(s), {threads} '
                   f'thread(s): {step:.3f} s per iteration, '
-                  f'{p * k / step:.2f} task-batches/s', flush=True)
+                  f'{p * k / step:.2f} task-batches/s, peak memory of one '
+                  f'process {peak:.0f} MiB', flush=True)
     base = rows[0][5]
-    print('\nlayout  processes  devices  threads  s/iter  batches/s  ratio')
-    for text, p, k, threads, step, rate in rows:
+    print('\nlayout  processes  devices  threads  s/iter  batches/s  ratio  '
+          'peak MiB/process')
+    for text, p, k, threads, step, rate, peak in rows:
         print(f'{text:<7} {p:>9} {k:>8} {threads:>8} {step:>7.3f} '
-              f'{rate:>10.2f} {rate / base:>6.2f}')
+              f'{rate:>10.2f} {rate / base:>6.2f} {peak:>10.0f}')
 
 
 if __name__ == '__main__':
