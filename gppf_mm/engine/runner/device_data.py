@@ -250,3 +250,17 @@ def gathered_device_states(everyone: List[dict]) -> Optional[List[dict]]:
     if not everyone or 'states' not in everyone[0]:
         return None
     return [s for e in everyone for s in e['states']]
+
+
+def fusion_model(model, world_size: int):
+    """The model's GradientFusionWrapper, or a wrapper of this process's
+    own when the runner did not wrap the model (one process)."""
+    from gppf_mm.engine.model_wrappers import GradientFusionWrapper
+    if isinstance(model, GradientFusionWrapper):
+        return model
+    if world_size > 1:
+        raise RuntimeError(
+            'SIMTTrainLoop: virtual_devices > 1 needs '
+            "model_wrapper_cfg=dict(type='GradientFusionWrapper'), got "
+            f'{type(model).__name__}')
+    return GradientFusionWrapper(model, broadcast_init=False)

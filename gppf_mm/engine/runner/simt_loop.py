@@ -36,10 +36,10 @@ from gppf_mm.engine.model_wrappers.device_step import VirtualBatch
 from gppf_mm.engine.runner.device_data import (
     DeviceData,
     check_virtual_devices,
+    fusion_model,
     gathered_device_states,
 )
 from gppf_mm.engine.runner.simt_state import (
-    cap_workers,
     checkpoint_due,
     gumbel_state,
     load_gumbel_state,
@@ -50,6 +50,7 @@ from gppf_mm.engine.runner.simt_state import (
     set_rng_state,
 )
 from gppf_mm.engine.runner.task_loaders import (
+    capped_loaders,
     check_task_dict,
     prepare_task_loader,
     skip_batches,
@@ -160,8 +161,9 @@ class SIMTTrainLoop(BaseLoop):
 
         diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
         if max_workers is not None:
-            dataloader = self._capped(dataloader,
-                                      max_workers // self.virtual_devices)
+            dataloader = capped_loaders(
+                dataloader, max_workers // self.virtual_devices,
+                runner.logger)
         self.dataloaders: Dict[str, DataLoader] = {}
         for task, loader in dataloader.items():
             if isinstance(loader, dict):
@@ -200,28 +202,6 @@ class SIMTTrainLoop(BaseLoop):
                 f'process, devices {self.device_data.first}-'
                 f'{self.device_data.first + self.virtual_devices - 1} of '
                 f'{self.device_data.num_devices}')
-
-    def _capped(self, dataloader: dict, max_workers: int) -> dict:
-        """The dataloader configs with at most ``max_workers`` worker
-        processes on this rank over all tasks (each task's workers start
-        the first time the rank draws it, and stay if persistent)."""
-        workers = cap_workers(dataloader, max_workers)
-        out = dict(dataloader)
-        changed = []
-        for task, n in workers.items():
-            cfg = dict(out[task])
-            if int(cfg.get('num_workers', 0)) != n:
-                changed.append(f'{task} {cfg.get("num_workers", 0)} -> {n}')
-                cfg['num_workers'] = n
-                if n == 0:
-                    cfg['persistent_workers'] = False
-                    cfg.pop('prefetch_factor', None)
-            out[task] = cfg
-        if changed:
-            self.runner.logger.info(
-                f'SIMTTrainLoop: max_workers={max_workers} per rank; '
-                f'dataloader workers {", ".join(changed)}')
-        return out
 
     def _ensure_state_hook(self) -> None:
         from gppf_mm.engine.hooks.simt_state_hook import SIMTStateHook
@@ -323,20 +303,9 @@ class SIMTTrainLoop(BaseLoop):
         self._iter += 1
 
     def _fusion_model(self):
-        """The model's GradientFusionWrapper, or one of this process's own
-        when the runner did not wrap the model (one process)."""
-        from gppf_mm.engine.model_wrappers import GradientFusionWrapper
-        model = self.runner.model
-        if isinstance(model, GradientFusionWrapper):
-            return model
-        if self.world_size > 1:
-            raise RuntimeError(
-                'SIMTTrainLoop: virtual_devices > 1 needs '
-                "model_wrapper_cfg=dict(type='GradientFusionWrapper'), got "
-                f'{type(model).__name__}')
         if self._device_wrapper is None:
-            self._device_wrapper = GradientFusionWrapper(
-                model, broadcast_init=False)
+            self._device_wrapper = fusion_model(self.runner.model,
+                                                self.world_size)
         return self._device_wrapper
 
     def _exchange(self, task: Union[str, List[str]],

@@ -146,3 +146,26 @@ def check_task_dict(loaders: Any, loop_name: str, split: str) -> None:
             f'{loop_name} needs a dict of task name -> {split} dataloader, '
             f'got one dataloader config (keys {looks_single}); write '
             f'{split}_dataloader=dict(task_name=dict(dataset=..., ...))')
+
+
+def capped_loaders(dataloader: dict, max_workers: int, logger) -> dict:
+    """The dataloader configs with at most ``max_workers`` worker
+    processes on this rank over all tasks (each task's workers start the
+    first time the rank draws it, and stay if persistent)."""
+    from gppf_mm.engine.runner.simt_state import cap_workers
+    workers = cap_workers(dataloader, max_workers)
+    out = dict(dataloader)
+    changed = []
+    for task, n in workers.items():
+        cfg = dict(out[task])
+        if int(cfg.get('num_workers', 0)) != n:
+            changed.append(f'{task} {cfg.get("num_workers", 0)} -> {n}')
+            cfg['num_workers'] = n
+            if n == 0:
+                cfg['persistent_workers'] = False
+                cfg.pop('prefetch_factor', None)
+        out[task] = cfg
+    if changed:
+        logger.info(f'SIMTTrainLoop: max_workers={max_workers} per rank; '
+                    f'dataloader workers {", ".join(changed)}')
+    return out
