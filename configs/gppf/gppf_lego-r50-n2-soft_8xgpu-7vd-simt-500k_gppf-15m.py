@@ -2,14 +2,13 @@
 # paper's 56 devices on 8 GPUs: 7 virtual devices per GPU, each drawing its
 # own task and batch (the paper's per-GPU batches, D.1) in every iteration,
 # exactly as the 56 GPUs of the paper would. A GPU holds the activations of
-# its 7 devices at once; `python tools/analysis_tools/config_footprint.py
-# THIS_CONFIG` estimates them. Virtual devices recompute no layer in
-# backward (with_cp is refused with them), so this layout needs GPUs with
-# room for 7 devices' activations (docs/pretraining.md, virtual devices).
+# its 7 devices at once (with_cp recomputes every lego layer of the 7
+# devices together in backward); `python tools/analysis_tools/
+# config_footprint.py THIS_CONFIG --activations` estimates them
+# (docs/virtual_devices.md).
 #   tools/dist_train.sh THIS_CONFIG 8
 _base_ = ['./gppf_lego-r50-n2-soft_56xb-simt-500k_gppf-15m.py']
 
-model = dict(backbone=dict(with_cp=False))
 # the 7 devices of a process share its 16 dataloader workers (2 each; 128
 # per 8-GPU node, as in the 56-GPU config)
 train_cfg = dict(virtual_devices=7, max_workers=16)

@@ -148,7 +148,10 @@ def test_with_heads_starts_a_downstream_detector(tool, tmp_path):
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     algos = Config.fromfile(osp.join(
         repo, 'configs', '_base_', 'models', 'gppf_algorithms_slim.py'))
-    mask_cfg = dict(algos.algorithms.mask_rcnn, type='MaskRCNN',
+    from gppf_mm.engine.task_config import resolve_templates
+    tasks = dict(det=dict(algorithm=dict(template='mask_rcnn')))
+    resolve_templates(tasks, algos.algorithms)
+    mask_cfg = dict(tasks['det']['algorithm'], type='MaskRCNN',
                     backbone=dict(type='ResNet', depth=50, base_channels=16))
     torch.manual_seed(1)
     # built in MMDet's scope without changing the process's default scope

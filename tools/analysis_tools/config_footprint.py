@@ -33,6 +33,11 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
+    parser.add_argument(
+        '--activations', action='store_true',
+        help="also estimate the backbone's activations per device and per "
+        'process (its virtual devices), from a training forward of one '
+        '128 x 128 image scaled to every task\'s batch and image size')
     return parser.parse_args(argv)
 
 
@@ -61,6 +66,110 @@ def footprint(cfg):
                 workers=workers, cap=cap)
 
 
+def _transforms(dataset):
+    """The train pipeline's transforms, inner datasets' first (a dataset
+    wrapper's pipeline runs after its dataset's), nested ones flattened."""
+    out = []
+    if not isinstance(dataset, dict):
+        return out
+    inner = dataset.get('dataset')
+    if isinstance(inner, dict):
+        out += _transforms(inner)
+    stack = list(dataset.get('pipeline') or [])
+    while stack:
+        t = stack.pop(0)
+        if isinstance(t, (list, tuple)):
+            stack = list(t) + stack
+        elif isinstance(t, dict):
+            out.append(t)
+            for key in ('transforms', 'policies'):
+                if isinstance(t.get(key), (list, tuple)):
+                    stack = list(t[key]) + stack
+    return out
+
+
+def train_pixels(loader):
+    """Pixels of one training image of a task: the last crop or resize
+    size of its train pipeline (``crop_size``, ``scale``), or None."""
+    pixels = None
+    for t in _transforms(loader.get('dataset')):
+        for key in ('crop_size', 'scale'):
+            v = t.get(key)
+            if isinstance(v, int):
+                pixels = v * v
+            elif isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                    isinstance(x, int) for x in v):
+                pixels = v[0] * v[1]
+            else:
+                continue
+            break
+    return pixels
+
+
+def backbone_activation_bytes(backbone_cfg, tasks, with_cp, probe=128):
+    """Bytes the backbone keeps for backward per input pixel: a training
+    forward of one ``probe`` x ``probe`` image, counting every tensor saved
+    for backward once (parameters aside)."""
+    import copy
+
+    import torch
+
+    from gppf_mm.registry import MODELS
+    cfg = copy.deepcopy(dict(backbone_cfg))
+    cfg['with_cp'] = with_cp
+    if str(cfg.get('type', '')).split('.')[-1].startswith('Lego'):
+        cfg.setdefault('tasks', list(tasks))
+    backbone = MODELS.build(cfg).train()
+    if hasattr(backbone, 'set_task') and getattr(backbone, 'controller',
+                                                 None) is not None:
+        backbone.set_task(list(tasks)[0])
+    params = {p.untyped_storage().data_ptr() for p in backbone.parameters()}
+    saved = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    x = torch.randn(1, 3, probe, probe)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        backbone(x)
+    return sum(saved.values()) / (probe * probe)
+
+
+def activations(cfg, devices):
+    """Per task: batch, pixels per image and the backbone activations one
+    device keeps for backward, with and without ``with_cp``; per process
+    of ``devices`` devices: all drawing the largest task, and the
+    sampling-weighted mean."""
+    tasks = list(cfg.model.tasks)
+    per_pixel = {
+        cp: backbone_activation_bytes(cfg.model.backbone, tasks, cp)
+        for cp in (False, True)
+    }
+    weights = cfg.train_cfg.get('task_weights') or {t: 1.0 for t in tasks}
+    total_w = sum(weights.values())
+    rows = {}
+    for t in tasks:
+        loader = cfg.train_dataloader[t]
+        pixels = train_pixels(loader)
+        batch = int(loader.get('batch_size', 1))
+        rows[t] = dict(batch=batch, pixels=pixels, bytes={
+            cp: None if pixels is None else v * pixels * batch
+            for cp, v in per_pixel.items()
+        })
+    known = [r for r in rows.values() if r['pixels'] is not None]
+    per_process = {}
+    for cp in (False, True):
+        worst = max((r['bytes'][cp] for r in known), default=0)
+        mean = sum(weights[t] / total_w * r['bytes'][cp]
+                   for t, r in rows.items() if r['pixels'] is not None)
+        per_process[cp] = (devices * worst, devices * mean)
+    return dict(per_pixel=per_pixel, tasks=rows, per_process=per_process,
+                devices=devices)
+
+
 def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
@@ -83,6 +192,28 @@ def main(argv=None):
     print(f'dataloader workers asked {sum(result["asked"].values())} '
           f'{result["asked"]}; max_workers {result["cap"]}: '
           f'{sum(result["workers"].values())} {result["workers"]}')
+    if args.activations:
+        expanded = expand_tasks(cfg)
+        k = int(expanded.train_cfg.get('virtual_devices', 1))
+        act = activations(expanded, k)
+        result['activations'] = act
+        gib = 2**30
+        print('backbone activations kept for backward, fp32 (the task '
+              "heads' come on top):")
+        for t, r in act['tasks'].items():
+            if r['pixels'] is None:
+                print(f'  {t:<12} batch {r["batch"]}: no crop or resize '
+                      'size in its pipeline')
+                continue
+            print(f'  {t:<12} batch {r["batch"]:>3} x {r["pixels"]:>8} px:'
+                  f' {r["bytes"][False] / gib:6.2f} GiB per device, '
+                  f'{r["bytes"][True] / gib:6.2f} GiB with with_cp')
+        for cp in (False, True):
+            worst, mean = act['per_process'][cp]
+            print(f'  per process of {k} device(s), '
+                  f'{"with" if cp else "without"} with_cp: '
+                  f'{worst / gib:.2f} GiB if every device draws the '
+                  f'largest task, {mean / gib:.2f} GiB on average')
     return result
 
 

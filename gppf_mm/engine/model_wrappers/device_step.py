@@ -31,6 +31,7 @@ import torch.nn as nn
 from gppf_mm.models.layers.collectives import CollectiveRecord
 from gppf_mm.models.layers.cross_task_bn import cross_task_bn
 from gppf_mm.models.layers.lockstep import DeviceError, Lockstep
+from gppf_mm.models.routing import LegoLayer
 
 
 def raw_rng_state() -> tuple:
@@ -197,10 +198,11 @@ def precomputed_backbone(algorithm: nn.Module, features,
 def device_reached_parameters(loss: torch.Tensor) -> Set[int]:
     """``id``s of the parameters that one device's ``loss`` reaches.
 
-    The devices' graphs meet in the cross-task norm calls, each one
-    autograd node for all devices: from such a node the walk continues
-    only into the input, weight and bias of the device whose output it
-    came through (the node's output index)."""
+    The devices' graphs meet in the cross-task norm calls (and the lego
+    layers recomputed together), each one autograd node for all devices
+    whose ``device_inputs[d]`` lists device ``d``'s inputs: from such a
+    node the walk continues only into the inputs of the device whose
+    output it came through (the node's output index)."""
     found: Set[int] = set()
     if loss.grad_fn is None:
         return found
@@ -217,16 +219,12 @@ def device_reached_parameters(loss: torch.Tensor) -> Set[int]:
             found.add(id(var))
             continue
         nexts = fn.next_functions
-        bns = getattr(fn, 'bns', None) if through is not None else None
-        if bns is not None:
-            k = len(bns)
-            nexts = [nexts[j] for j in (through, k + through,
-                                        2 * k + through) if j < len(nexts)]
+        if through is not None:
+            nexts = [nexts[j] for j in fn.device_inputs[through]]
         for nxt, nr in nexts:
             if nxt is None:
                 continue
-            shared = getattr(nxt, 'bns', None) is not None and \
-                len(nxt.bns) > 1
+            shared = getattr(nxt, 'device_inputs', None) is not None
             stack.append((nxt, nr if shared else None))
     return found
 
@@ -247,6 +245,78 @@ class DeviceUsage:
         return [
             sum(id(p) in ids for ids in self.used.values()) for p in params
         ]
+
+
+class _JointCheckpoint(torch.autograd.Function):
+    """A lego layer of every device of the process, recomputed in backward
+    for all of them together (``with_cp`` with virtual devices).
+
+    Forward runs the devices' layer calls without keeping activations, in
+    a lockstep of their own so that the layer's cross-task norms pool the
+    devices (one collective per norm call); backward runs them again with
+    gradients, in lockstep as well, and back-propagates through that. Its
+    inputs are the devices' layer inputs and routing weights."""
+
+    @staticmethod
+    def forward(ctx, run, device_inputs, *tensors):
+        ctx.run = run
+        ctx.device_inputs = device_inputs
+        ctx.save_for_backward(*tensors)
+        with torch.no_grad():
+            outs = run(tensors)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        inputs = [
+            t.detach().requires_grad_(t.requires_grad)
+            for t in ctx.saved_tensors
+        ]
+        with torch.enable_grad():
+            outs = ctx.run(inputs)
+        pairs = [(o, g) for o, g in zip(outs, grads)
+                 if g is not None and o.requires_grad]
+        torch.autograd.backward([o for o, _ in pairs],
+                                [g for _, g in pairs])
+        return (None, None, *[t.grad for t in inputs])
+
+
+def joint_checkpoint(layers, payloads, tasks, distributed):
+    """The outputs of ``layers[d]`` (one lego layer, called by every device
+    ``d``) on ``payloads[d] = (x, routing, args, kwargs)``, recomputed in
+    backward for all devices together (:class:`_JointCheckpoint`)."""
+    layer = layers[0]
+    if any(m is not layer for m in layers):
+        raise RuntimeError('the devices reached different lego layers in '
+                           'one call; every device must run the same '
+                           'layers in the same order')
+    k = len(payloads)
+    weights = [p[1].weights for p in payloads]
+    has_weight = [w is not None for w in weights]
+
+    def run(tensors):
+        xs = tensors[:k]
+        ws = iter(tensors[k:])
+        ws = [next(ws) if h else None for h in has_weight]
+
+        def combine(mods, inputs, ids):
+            return cross_task_bn(mods, inputs, [tasks[d] for d in ids],
+                                 distributed)
+
+        def device(d):
+            x, routing, args, kwargs = payloads[d]
+            return lambda: layer._combine(xs[d], ws[d], routing.active,
+                                          *args, **kwargs)
+
+        return Lockstep(tasks, combine).run([device(d) for d in range(k)])
+
+    tensors = [p[0] for p in payloads] + [w for w in weights if w is not None]
+    # device d's inputs among the node's tensor inputs: its x and weights
+    device_inputs, slot = [], k
+    for d in range(k):
+        device_inputs.append([d] + ([slot] if has_weight[d] else []))
+        slot += has_weight[d]
+    return list(_JointCheckpoint.apply(run, device_inputs, *tensors))
 
 
 def device_forward(model: nn.Module, batches: Sequence[dict],
@@ -281,6 +351,10 @@ def device_forward(model: nn.Module, batches: Sequence[dict],
     ]
 
     def combine(modules, xs, ids):
+        if isinstance(modules[0], LegoLayer):
+            # with_cp: a lego layer of every device, recomputed together
+            return joint_checkpoint(modules, xs, [tasks[d] for d in ids],
+                                    distributed)
         for d, m in zip(ids, modules):
             if records[d] is not None:
                 records[d].before(m)

@@ -221,27 +221,10 @@ class DeviceData:
                 g.set_state(s)
 
 
-def check_virtual_devices(k: Any, model=None) -> int:
-    """``k`` or a clear error; with more than one device, a model that
-    recomputes cross-task norms in backward (``with_cp``) is refused: the
-    recomputation runs one device at a time, outside the lockstep, and
-    would normalise each device with its own statistics."""
+def check_virtual_devices(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f'SIMTTrainLoop: virtual_devices must be an int '
                          f'>= 1, got {k!r}')
-    if k > 1 and model is not None:
-        from gppf_mm.models.layers import CrossTaskBatchNorm2d
-        from gppf_mm.models.routing import LegoLayer
-        modules = list(model.modules())
-        recomputed = [m for m in modules
-                      if isinstance(m, LegoLayer) and m.with_cp]
-        if recomputed and any(isinstance(m, CrossTaskBatchNorm2d)
-                              for m in modules):
-            raise ValueError(
-                'SIMTTrainLoop: virtual_devices > 1 does not support '
-                'model.backbone.with_cp with cross-task BN: a recomputed '
-                'layer would run its norms for one device at a time. Turn '
-                'with_cp off, or use one device per process.')
     return k
 
 

@@ -126,8 +126,7 @@ class SIMTTrainLoop(BaseLoop):
                  max_workers: Optional[int] = None,
                  virtual_devices: int = 1) -> None:
         self._runner = runner
-        self.virtual_devices = check_virtual_devices(virtual_devices,
-                                                     runner.model)
+        self.virtual_devices = check_virtual_devices(virtual_devices)
         check_task_dict(dataloader, 'SIMTTrainLoop', 'train')
         if not isinstance(task_weights, dict):
             raise ValueError('SIMTTrainLoop needs task_weights, a dict of '

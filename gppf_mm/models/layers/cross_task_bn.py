@@ -109,6 +109,11 @@ class _CrossTaskBNFunction(torch.autograd.Function):
             ctx.totals.append(float(counts[k]))
         ctx.save_for_backward(*saved)
         ctx.bns = bns
+        # input d's tensors among the node's inputs (for the usage walk of
+        # gradient fusion by device)
+        affine = ws[0] is not None
+        ctx.device_inputs = [[i, k_in + i, 2 * k_in + i] if affine else [i]
+                             for i in range(k_in)]
         ctx.weights = ws
         ctx.distributed = distributed
         return tuple(ys)

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 
+from gppf_mm.models.layers.lockstep import active_lockstep
+
 from .gumbel_controller import Routing
 
 
@@ -156,6 +158,12 @@ class LegoLayer(nn.Module):
                     'routing; set the task on the backbone first')
             routing = Routing([0], None)
         if self.with_cp and x.requires_grad and torch.is_grad_enabled():
+            lockstep = active_lockstep()
+            if lockstep is not None:
+                # a virtual device: the layer is recomputed for all the
+                # process's devices together, so that its cross-task norms
+                # pool them in backward as in forward
+                return lockstep.arrive(self, (x, routing, args, kwargs))
             run = functools.partial(self._combine, **kwargs)
             return cp.checkpoint(
                 run, x, routing.weights, tuple(routing.active), *args,

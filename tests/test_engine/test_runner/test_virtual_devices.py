@@ -56,9 +56,9 @@ def losses(logs):
     return out
 
 
-def assert_same_training(a, b, atol=1e-6, rtol=1e-6):
+def assert_same_training(a, b, atol=1e-6, rtol=1e-6, iters=ITERS):
     la, lb = losses(a['logs']), losses(b['logs'])
-    assert len(la) > ITERS and la.keys() == lb.keys()
+    assert len(la) > iters and la.keys() == lb.keys()
     worst = max(abs(la[k] - lb[k]) for k in la)
     assert worst <= atol, worst
     sa, sb = a['state'], b['state']
@@ -114,6 +114,15 @@ def test_soft_routing_one_process_of_two_devices_equals_two_ranks(
     ranks = train_layout(TWO, str(tmp_path / 'p2'), 2, 1, opts, bench)
     devices = train_layout(TWO, str(tmp_path / 'd2'), 1, 2, opts, bench)
     assert_same_training(ranks, devices, atol=3e-6)
+
+
+def test_with_cp_recomputes_the_devices_together(bench, tmp_path):
+    """with_cp: every lego layer of the process's devices is recomputed
+    together in backward, so its norms pool the devices again."""
+    opts = options('hard', iters=10, **{'model.backbone.with_cp': True})
+    ranks = train_layout(TWO, str(tmp_path / 'p2'), 2, 1, opts, bench)
+    devices = train_layout(TWO, str(tmp_path / 'd2'), 1, 2, opts, bench)
+    assert_same_training(ranks, devices, iters=10)
 
 
 # SGD with the selection logits fixed: Adam's normalised steps and learnt
