@@ -238,8 +238,10 @@ class DeviceUsage:
         self.used: Dict[int, Set[int]] = {}  # device -> parameter ids
 
     def add(self, device: int, loss: torch.Tensor) -> None:
-        self.used.setdefault(device, set()).update(
-            device_reached_parameters(loss))
+        self.add_ids(device, device_reached_parameters(loss))
+
+    def add_ids(self, device: int, ids: Set[int]) -> None:
+        self.used.setdefault(device, set()).update(ids)
 
     def counts(self, params: Sequence[nn.Parameter]) -> List[int]:
         return [
@@ -258,9 +260,10 @@ class _JointCheckpoint(torch.autograd.Function):
     inputs are the devices' layer inputs and routing weights."""
 
     @staticmethod
-    def forward(ctx, run, device_inputs, *tensors):
+    def forward(ctx, run, device_inputs, used, *tensors):
         ctx.run = run
         ctx.device_inputs = device_inputs
+        ctx.used = used
         ctx.save_for_backward(*tensors)
         with torch.no_grad():
             outs = run(tensors)
@@ -274,17 +277,24 @@ class _JointCheckpoint(torch.autograd.Function):
         ]
         with torch.enable_grad():
             outs = ctx.run(inputs)
+        if ctx.used is not None:
+            # the parameters each device used inside the layer, which the
+            # forward (without a graph) could not show
+            for d, out in enumerate(outs):
+                ctx.used(d, device_reached_parameters(out))
         pairs = [(o, g) for o, g in zip(outs, grads)
                  if g is not None and o.requires_grad]
         torch.autograd.backward([o for o, _ in pairs],
                                 [g for _, g in pairs])
-        return (None, None, *[t.grad for t in inputs])
+        return (None, None, None, *[t.grad for t in inputs])
 
 
-def joint_checkpoint(layers, payloads, tasks, distributed):
+def joint_checkpoint(layers, payloads, tasks, distributed, used=None):
     """The outputs of ``layers[d]`` (one lego layer, called by every device
     ``d``) on ``payloads[d] = (x, routing, args, kwargs)``, recomputed in
-    backward for all devices together (:class:`_JointCheckpoint`)."""
+    backward for all devices together (:class:`_JointCheckpoint`);
+    ``used(d, ids)`` learns in backward which parameters device ``d`` used
+    inside the layer."""
     layer = layers[0]
     if any(m is not layer for m in layers):
         raise RuntimeError('the devices reached different lego layers in '
@@ -299,9 +309,15 @@ def joint_checkpoint(layers, payloads, tasks, distributed):
         ws = iter(tensors[k:])
         ws = [next(ws) if h else None for h in has_weight]
 
+        # the recomputation in backward runs outside the tasks' contexts,
+        # as a rank's checkpointed layer does: its norms update the shared
+        # running statistics again, not the per-task ones
+        recompute = torch.is_grad_enabled()
+
         def combine(mods, inputs, ids):
-            return cross_task_bn(mods, inputs, [tasks[d] for d in ids],
-                                 distributed)
+            return cross_task_bn(
+                mods, inputs,
+                [None if recompute else tasks[d] for d in ids], distributed)
 
         def device(d):
             x, routing, args, kwargs = payloads[d]
@@ -316,13 +332,14 @@ def joint_checkpoint(layers, payloads, tasks, distributed):
     for d in range(k):
         device_inputs.append([d] + ([slot] if has_weight[d] else []))
         slot += has_weight[d]
-    return list(_JointCheckpoint.apply(run, device_inputs, *tensors))
+    return list(_JointCheckpoint.apply(run, device_inputs, used, *tensors))
 
 
 def device_forward(model: nn.Module, batches: Sequence[dict],
                    devices: Sequence[VirtualDevice],
                    names: Optional[Dict[int, str]], distributed: bool,
-                   tally: NormTally, process: int = 0
+                   tally: NormTally, process: int = 0,
+                   usage: Optional['DeviceUsage'] = None
                    ) -> List[Tuple[str, dict, Optional[CollectiveRecord]]]:
     """The losses of every device of this process.
 
@@ -336,6 +353,8 @@ def device_forward(model: nn.Module, batches: Sequence[dict],
         distributed (bool): pool the norms' statistics across processes.
         tally (NormTally): the per-device BatchNorm runs.
         process (int): this process's rank, for error messages.
+        usage (DeviceUsage, optional): learns, in backward, the parameters
+            each device used inside layers recomputed with ``with_cp``.
 
     Returns:
         list[tuple]: ``(task, losses, record)`` per device.
@@ -353,8 +372,9 @@ def device_forward(model: nn.Module, batches: Sequence[dict],
     def combine(modules, xs, ids):
         if isinstance(modules[0], LegoLayer):
             # with_cp: a lego layer of every device, recomputed together
-            return joint_checkpoint(modules, xs, [tasks[d] for d in ids],
-                                    distributed)
+            return joint_checkpoint(
+                modules, xs, [tasks[d] for d in ids], distributed,
+                None if usage is None else usage.add_ids)
         for d, m in zip(ids, modules):
             if records[d] is not None:
                 records[d].before(m)
@@ -440,7 +460,7 @@ def device_train_step(wrapper, data: VirtualBatch,
     with optim_wrapper.optim_context(wrapper):
         results = device_forward(
             module, batches, devices, names, wrapper.distributed, tally,
-            process=wrapper.rank)
+            process=wrapper.rank, usage=wrapper.device_usage)
     ran = tally.finish()
     total = None
     logs = []
