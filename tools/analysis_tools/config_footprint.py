@@ -7,7 +7,9 @@ state), and the dataloader workers it may start, after
 Under SIMT each rank may draw any task, so every rank builds all the
 tasks' algorithms and dataloaders; a task's workers start the first time
 the rank draws it. The figures are computed from the built model, on the
-CPU, without data.
+CPU, without data. ``--activations`` adds the backbone's activations kept
+for backward per device and per process (its virtual devices), measured
+on one small image and scaled to every task's batch and image size.
 
 Example::
 
@@ -75,6 +77,9 @@ def _transforms(dataset):
     inner = dataset.get('dataset')
     if isinstance(inner, dict):
         out += _transforms(inner)
+    inners = dataset.get('datasets')
+    if isinstance(inners, (list, tuple)) and inners:
+        out += _transforms(inners[0])
     stack = list(dataset.get('pipeline') or [])
     while stack:
         t = stack.pop(0)
@@ -90,16 +95,22 @@ def _transforms(dataset):
 
 def train_pixels(loader):
     """Pixels of one training image of a task: the last crop or resize
-    size of its train pipeline (``crop_size``, ``scale``), or None."""
+    size of its train pipeline (``crop_size``, ``scale``, the largest of
+    ``scales``), or None."""
     pixels = None
     for t in _transforms(loader.get('dataset')):
-        for key in ('crop_size', 'scale'):
+        for key in ('crop_size', 'scale', 'scales'):
             v = t.get(key)
             if isinstance(v, int):
                 pixels = v * v
             elif isinstance(v, (list, tuple)) and len(v) == 2 and all(
                     isinstance(x, int) for x in v):
                 pixels = v[0] * v[1]
+            elif isinstance(v, (list, tuple)) and v and all(
+                    isinstance(x, (list, tuple)) and len(x) == 2
+                    for x in v):
+                # a choice of sizes (multi-scale training): the largest
+                pixels = max(x[0] * x[1] for x in v)
             else:
                 continue
             break
