@@ -123,6 +123,12 @@ def test_a_killed_rank_stops_the_job_and_resume_is_exact(tmp_path):
         'iter_4.pth'
 
     out, _ = launch(tmp_path, work, 12, resume=True)
+    if out.returncode != 0 and 'Iter(train)' not in out.stdout + out.stderr \
+            and 'terminate called without an active exception' in out.stderr:
+        # a rank aborted while the launcher was starting it, before any
+        # iteration (seen once in a full suite run on 2 busy cores, not
+        # reproduced alone): start-up, not the resume under test
+        out, _ = launch(tmp_path, work, 12, resume=True)
     assert out.returncode == 0, out.stderr[-3000:]
     got = safe_torch_load(str(work / 'iter_12.pth'))['state_dict']
     for key, value in expected.items():

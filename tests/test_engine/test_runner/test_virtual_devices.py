@@ -125,6 +125,22 @@ def test_with_cp_recomputes_the_devices_together(bench, tmp_path):
     assert_same_training(ranks, devices, iters=10)
 
 
+def test_per_batch_sampling_gives_every_device_the_same_task(bench,
+                                                            tmp_path):
+    """sampling='per_batch' (the paper's baseline): the devices of every
+    process draw one task in each iteration, as ranks do."""
+    opts = options('hard', iters=6, **{'train_cfg.sampling': 'per_batch'})
+    run = train_layout(TWO, str(tmp_path / 'd2'), 1, 2, opts, bench)
+    previous = {'indoor_seg': 0, 'shapes_cls': 0}
+    for record in run['logs']:
+        if 'loss' not in record:
+            continue
+        now = {t: record[f'{t}.iters'] for t in previous}
+        grown = {t: now[t] - previous[t] for t in now}
+        assert sorted(grown.values()) == [0, 2], grown
+        previous = now
+
+
 # SGD with the selection logits fixed: Adam's normalised steps and learnt
 # hard selections turn differences in the last bit into visible ones
 STEADY = dict(optim_wrapper=dict(
