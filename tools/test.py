@@ -130,6 +130,8 @@ def main():
             json.dump({k: float(v) if isinstance(v, (int, float)) else str(v)
                        for k, v in metrics.items()}, f, indent=2,
                       sort_keys=True)
+    from gppf_mm.utils.dist import release_process_group
+    release_process_group()
     return metrics
 
 

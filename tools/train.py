@@ -130,6 +130,8 @@ def main():
     from gppf_mm.utils.checkpoint import gppf_checkpoint_loading
     with gppf_checkpoint_loading():
         runner.train()
+    from gppf_mm.utils.dist import release_process_group
+    release_process_group()
 
 
 if __name__ == '__main__':

@@ -78,3 +78,13 @@ def _set_slurm_env(port: Optional[int]) -> None:
     os.environ['WORLD_SIZE'] = str(ntasks)
     os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
     os.environ['RANK'] = str(proc_id)
+
+
+def release_process_group() -> None:
+    """Shut the default process group down, if there is one, before the
+    interpreter exits (the end of ``tools/train.py`` and ``tools/test.py``).
+    Left to the interpreter's teardown, a gloo process group's threads were
+    now and then destroyed while running: the process aborted after
+    training ('terminate called without an active exception')."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
