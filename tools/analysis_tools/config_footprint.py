@@ -160,7 +160,6 @@ def activations(cfg, devices):
         for cp in (False, True)
     }
     weights = cfg.train_cfg.get('task_weights') or {t: 1.0 for t in tasks}
-    total_w = sum(weights.values())
     rows = {}
     for t in tasks:
         loader = cfg.train_dataloader[t]
@@ -171,6 +170,9 @@ def activations(cfg, devices):
             for cp, v in per_pixel.items()
         })
     known = [r for r in rows.values() if r['pixels'] is not None]
+    # the mean over the tasks whose image size is known
+    total_w = sum(weights[t] for t, r in rows.items()
+                  if r['pixels'] is not None) or 1.0
     per_process = {}
     for cp in (False, True):
         worst = max((r['bytes'][cp] for r in known), default=0)

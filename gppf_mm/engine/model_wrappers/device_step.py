@@ -72,7 +72,6 @@ class VirtualDevice:
         self.rng = rng
         self.controllers = controllers
         self.generators = generators
-        self._saved: Optional[tuple] = None
 
     def enter(self) -> None:
         """Make the process's RNG states and noise generators this
