@@ -167,14 +167,17 @@ if [[ -f "$ROOT/setup.py" ]]; then
     log "installing gppf_mm in development mode"
     # mim finds configs and tools under <distribution location>/gppf_mm/.mim.
     # A legacy 'develop' install (egg-link) makes that location the source
-    # tree; setuptools >= 64 turns 'develop' into a PEP 660 editable install
+    # tree; setuptools >= 80 turns 'develop' into a PEP 660 editable install
     # located in site-packages, where mim finds nothing. So the develop step
-    # runs with an older setuptools kept apart from the environment's own.
-    LEGACY_ST="$VENV/.legacy-setuptools"
+    # runs with an older setuptools kept apart from the environment's own:
+    # >= 68 because older ones fail to import on Python 3.12
+    # (pkgutil.ImpImporter is gone).
+    DEVELOP_ST_SPEC="setuptools>=68,<80"
+    LEGACY_ST="$VENV/.develop-setuptools"
     if [[ ! -d "$LEGACY_ST/setuptools" ]]; then
         "$VPY" -m pip install --disable-pip-version-check -q --no-deps \
-            --target "$LEGACY_ST" "setuptools>=60,<64" 2>/dev/null ||
-            { echo "could not install setuptools<64 for the develop step"; \
+            --target "$LEGACY_ST" "$DEVELOP_ST_SPEC" 2>/dev/null ||
+            { echo "could not install $DEVELOP_ST_SPEC for the develop step"; \
               exit 1; }
     fi
     "$VPY" -m pip uninstall -y -q gppf_mm >/dev/null 2>&1 || true

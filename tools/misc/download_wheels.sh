@@ -22,13 +22,23 @@ PIP="${PIP:-python3 -m pip}"
 mkdir -p "$DIR"
 REQ="$(mktemp)"
 trap 'rm -f "$REQ"' EXIT
-cat "$ROOT"/requirements/{build,mminstall,tests,mim}.txt >"$REQ"
+# mmcv 2.1.0 has no wheel on PyPI for current torch: its sdist comes below
+cat "$ROOT"/requirements/{build,tests,mim}.txt >"$REQ"
+grep -v '^mmcv' "$ROOT/requirements/mminstall.txt" >>"$REQ"
 grep -v '^openmim' "$ROOT/requirements/runtime.txt" >>"$REQ"
 # wheels for the target's Python and platform, with their dependencies
 $PIP download -q -d "$DIR" --python-version "$PYV" --platform "$PLAT" \
     --platform "manylinux_2_28_x86_64" --only-binary=:all: -r "$REQ"
+# openmim without its dependencies, and the setuptools of the develop step
+DEVELOP_ST="$(sed -n 's/^ *DEVELOP_ST_SPEC="\(.*\)"$/\1/p' "$ROOT/tools/setup_env.sh")"
 $PIP download -q -d "$DIR" --no-deps \
-    "$(grep '^openmim' "$ROOT/requirements/runtime.txt")" "setuptools>=60,<64"
-# mmcv is built from its sdist by setup_env.sh
-$PIP download -q -d "$DIR" --no-deps --no-binary mmcv "mmcv==2.1.0"
+    "$(grep '^openmim' "$ROOT/requirements/runtime.txt")" "$DEVELOP_ST"
+# mmcv is built from its sdist by setup_env.sh. pip reads the sdist's
+# metadata by running its setup.py, which imports pkg_resources: setuptools
+# >= 81 has none, so that step runs with the develop step's setuptools.
+ST="$(mktemp -d)"
+trap 'rm -f "$REQ"; rm -rf "$ST"' EXIT
+$PIP install -q --no-deps --target "$ST" "$DEVELOP_ST"
+PYTHONPATH="$ST" $PIP download -q -d "$DIR" --no-deps \
+    --no-build-isolation --no-binary mmcv "mmcv==2.1.0"
 echo "$(ls "$DIR" | wc -l) files in $DIR"

@@ -4,6 +4,13 @@
 # 32 x 224), and the demo on one GPU; one short report.
 #
 #   bash tools/misc/gpu_check.sh [OUT_DIR]      (default work_dirs/gpu_check)
+#   bash tools/misc/gpu_check.sh --dry-run [OUT_DIR]
+#
+# --dry-run (any machine, no GPU needed, default OUT_DIR
+# work_dirs/gpu_check_dry): the same steps and report on the CPU at toy
+# sizes (the CUDA tests are collected and skip, the benchmark runs at batch
+# 2 x 64, the demo for 10 iterations), so that the script, its commands and
+# the report are checked before a GPU is spent on them.
 #
 # Set-up first, also without a package registry (see docs/get_started.md,
 # "GPU machines"):
@@ -17,15 +24,31 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-OUT="${1:-$ROOT/work_dirs/gpu_check}"
+DRY=0
+if [[ "${1:-}" == "--dry-run" ]]; then DRY=1; shift; fi
+if [[ "${1:-}" == -* ]]; then
+    echo "usage: bash tools/misc/gpu_check.sh [--dry-run] [OUT_DIR]"; exit 2
+fi
+if [[ $DRY == 1 ]]; then
+    OUT="${1:-$ROOT/work_dirs/gpu_check_dry}"
+    DEVICE=cpu BENCH=(--batch-size 2 --size 64 --repeats 2 --warmup 1)
+    DEMO=(--iters 10)
+else
+    OUT="${1:-$ROOT/work_dirs/gpu_check}"
+    DEVICE=cuda BENCH=(--batch-size 32 --size 224 --repeats 10 --warmup 2)
+    DEMO=()
+fi
 PY="${PY:-$ROOT/.venv/bin/python}"
 [[ -x "$PY" ]] || PY=python3
 mkdir -p "$OUT"
 REPORT="$OUT/report.md"
 cd "$ROOT"
 
-"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
-    echo "gpu_check: torch sees no CUDA device here"; exit 2; }
+if [[ $DRY == 0 ]]; then
+    "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
+        echo "gpu_check: torch sees no CUDA device here (--dry-run checks" \
+            "the script on the CPU)"; exit 2; }
+fi
 
 step() {  # step NAME LIMIT_S CMD...: run, keep the log, note the outcome
     local name="$1" limit="$2"; shift 2
@@ -41,7 +64,12 @@ step() {  # step NAME LIMIT_S CMD...: run, keep the log, note the outcome
 "$PY" - >"$OUT/env.md" 2>&1 <<'PYEOF'
 import torch, torchvision, mmcv, mmengine, gppf_mm
 from gppf_mm.upstream import compiled_ops_available
-print(f'- device: {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}')
+import platform, sys
+if torch.cuda.is_available():
+    print(f'- device: {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}')
+else:
+    print(f'- device: CPU ({platform.machine()}), dry run')
+print(f'- Python {platform.python_version()}')
 print(f'- torch {torch.__version__}, torchvision {torchvision.__version__}, '
       f'mmcv {mmcv.__version__} ('
       f'{"compiled ops" if compiled_ops_available() else "ops from torchvision"}'
@@ -56,15 +84,14 @@ step cuda_tests 240 "$PY" -m pytest -q -rs \
 # 2. step time and memory of the lego backbone against the plain ResNet
 for amp in none bf16; do
     step "backbone_$amp" 120 "$PY" tools/analysis_tools/benchmark_backbone.py \
-        --device cuda --batch-size 32 --size 224 --repeats 10 --warmup 2 \
-        --autocast "$amp"
+        --device "$DEVICE" "${BENCH[@]}" --autocast "$amp"
 done
 # 3. the demo on one GPU (one rank)
 step demo "${GPU_CHECK_LIMIT_S:-420}" env CUDA_VISIBLE_DEVICES=0 \
-    "$PY" tools/demo.py --work-dir "$OUT/demo"
+    "$PY" tools/demo.py --work-dir "$OUT/demo" "${DEMO[@]}"
 
 {
-    echo "# GPU check"; echo; cat "$OUT/env.md"; echo
+    echo "# GPU check$([[ $DRY == 1 ]] && echo ' (dry run on the CPU)')"; echo; cat "$OUT/env.md"; echo
     echo "| step | outcome | time |"; echo "|---|---|---|"; cat "$OUT/steps.md"
     echo; echo "## CUDA tests"; echo '```'; tail -n 15 "$OUT/cuda_tests.log"
     echo '```'
