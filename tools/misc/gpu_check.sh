@@ -80,6 +80,7 @@ PYEOF
 step cuda_tests 240 "$PY" -m pytest -q -rs \
     tests/test_upstream tests/test_models/test_routing/test_amp.py \
     tests/test_engine/test_cuda_collectives.py \
+    tests/test_e2e/test_cuda_training.py \
     tests/test_engine/test_runner/test_simt_loop.py -k "cuda or upstream"
 # 2. step time and memory of the lego backbone against the plain ResNet
 for amp in none bf16; do
