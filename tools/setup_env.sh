@@ -159,7 +159,8 @@ log "installing OpenMMLab packages and runtime/test requirements"
 grep -v '^openmim' "$ROOT/requirements/runtime.txt" > "$VENV/.runtime-no-mim.txt"
 pip_install -r "$ROOT/requirements/mminstall.txt" \
     -r "$VENV/.runtime-no-mim.txt" -r "$ROOT/requirements/tests.txt" \
-    -r "$ROOT/requirements/mim.txt" -r "$ROOT/requirements/build.txt"
+    -r "$ROOT/requirements/mim.txt" -r "$ROOT/requirements/build.txt" \
+    -c "$ROOT/requirements/constraints.txt"
 # see requirements/mim.txt for why openmim goes in without its dependencies
 pip_install --no-deps "$(grep '^openmim' "$ROOT/requirements/runtime.txt")"
 

@@ -125,9 +125,12 @@ def main():
         metrics = runner.test()
     if args.out and runner.rank == 0:
         import json
+        import numbers
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        # numpy scalars are numbers.Real too: under numpy 2 MMSeg's mIoU is
+        # a numpy.float32, which is no subclass of float
         with open(args.out, 'w') as f:
-            json.dump({k: float(v) if isinstance(v, (int, float)) else str(v)
+            json.dump({k: float(v) if isinstance(v, numbers.Real) else str(v)
                        for k, v in metrics.items()}, f, indent=2,
                       sort_keys=True)
     from gppf_mm.utils.dist import release_process_group

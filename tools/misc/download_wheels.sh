@@ -28,7 +28,8 @@ grep -v '^mmcv' "$ROOT/requirements/mminstall.txt" >>"$REQ"
 grep -v '^openmim' "$ROOT/requirements/runtime.txt" >>"$REQ"
 # wheels for the target's Python and platform, with their dependencies
 $PIP download -q -d "$DIR" --python-version "$PYV" --platform "$PLAT" \
-    --platform "manylinux_2_28_x86_64" --only-binary=:all: -r "$REQ"
+    --platform "manylinux_2_28_x86_64" --only-binary=:all: -r "$REQ" \
+    -c "$ROOT/requirements/constraints.txt"
 # openmim without its dependencies, and the setuptools of the develop step
 DEVELOP_ST="$(sed -n 's/^ *DEVELOP_ST_SPEC="\(.*\)"$/\1/p' "$ROOT/tools/setup_env.sh")"
 $PIP download -q -d "$DIR" --no-deps \
