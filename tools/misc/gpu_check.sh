@@ -74,6 +74,13 @@ print(f'- torch {torch.__version__}, torchvision {torchvision.__version__}, '
       f'mmcv {mmcv.__version__} ('
       f'{"compiled ops" if compiled_ops_available() else "ops from torchvision"}'
       f'), mmengine {mmengine.__version__}, gppf_mm {gppf_mm.__version__}')
+import cv2, numpy
+try:
+    import transformers
+    extra = f', transformers {transformers.__version__}'
+except ImportError:
+    extra = ''
+print(f'- numpy {numpy.__version__}, opencv {cv2.__version__}{extra}')
 PYEOF
 
 # 1. tests that need CUDA (they skip on a CPU machine)
@@ -100,7 +107,8 @@ step demo "${GPU_CHECK_LIMIT_S:-420}" env CUDA_VISIBLE_DEVICES=0 \
         echo; echo "## Lego ResNet-50 vs plain ResNet-50, autocast $amp"
         echo '```'; tail -n 16 "$OUT/backbone_$amp.log"; echo '```'
     done
-    echo; echo "## Demo on one GPU"; echo '```'
+    echo; echo "## Demo on $([[ $DRY == 1 ]] && echo 'the CPU, 10 iterations' ||
+        echo 'one GPU')"; echo '```'
     grep -E '^\[demo\]|^\|' "$OUT/demo.log" | tail -n 30; echo '```'
 } >"$REPORT"
 echo "[gpu_check] report: $REPORT"
