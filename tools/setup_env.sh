@@ -170,16 +170,15 @@ if [[ -f "$ROOT/setup.py" ]]; then
     # A legacy 'develop' install (egg-link) makes that location the source
     # tree; setuptools >= 80 turns 'develop' into a PEP 660 editable install
     # located in site-packages, where mim finds nothing. So the develop step
-    # runs with an older setuptools kept apart from the environment's own:
-    # >= 68 because older ones fail to import on Python 3.12
-    # (pkgutil.ImpImporter is gone).
-    DEVELOP_ST_SPEC="setuptools>=68,<80"
+    # runs with the setuptools of requirements/develop.txt, kept apart from
+    # the environment's own.
     LEGACY_ST="$VENV/.develop-setuptools"
     if [[ ! -d "$LEGACY_ST/setuptools" ]]; then
         "$VPY" -m pip install --disable-pip-version-check -q --no-deps \
-            --target "$LEGACY_ST" "$DEVELOP_ST_SPEC" 2>/dev/null ||
-            { echo "could not install $DEVELOP_ST_SPEC for the develop step"; \
-              exit 1; }
+            --target "$LEGACY_ST" -r "$ROOT/requirements/develop.txt" \
+            2>/dev/null ||
+            { echo "could not install requirements/develop.txt (setuptools" \
+                   "for the develop step)"; exit 1; }
     fi
     "$VPY" -m pip uninstall -y -q gppf_mm >/dev/null 2>&1 || true
     (cd "$ROOT" && PYTHONPATH="$LEGACY_ST" "$VPY" setup.py -q develop \

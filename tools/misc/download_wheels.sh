@@ -21,7 +21,8 @@ PLAT="${3:-manylinux2014_x86_64}"
 PIP="${PIP:-python3 -m pip}"
 mkdir -p "$DIR"
 REQ="$(mktemp)"
-trap 'rm -f "$REQ"' EXIT
+ST="$(mktemp -d)"
+trap 'rm -f "$REQ"; rm -rf "$ST"' EXIT
 # mmcv 2.1.0 has no wheel on PyPI for current torch: its sdist comes below
 cat "$ROOT"/requirements/{build,tests,mim}.txt >"$REQ"
 grep -v '^mmcv' "$ROOT/requirements/mminstall.txt" >>"$REQ"
@@ -31,15 +32,13 @@ $PIP download -q -d "$DIR" --python-version "$PYV" --platform "$PLAT" \
     --platform "manylinux_2_28_x86_64" --only-binary=:all: -r "$REQ" \
     -c "$ROOT/requirements/constraints.txt"
 # openmim without its dependencies, and the setuptools of the develop step
-DEVELOP_ST="$(sed -n 's/^ *DEVELOP_ST_SPEC="\(.*\)"$/\1/p' "$ROOT/tools/setup_env.sh")"
 $PIP download -q -d "$DIR" --no-deps \
-    "$(grep '^openmim' "$ROOT/requirements/runtime.txt")" "$DEVELOP_ST"
+    "$(grep '^openmim' "$ROOT/requirements/runtime.txt")" \
+    -r "$ROOT/requirements/develop.txt"
 # mmcv is built from its sdist by setup_env.sh. pip reads the sdist's
 # metadata by running its setup.py, which imports pkg_resources: setuptools
 # >= 81 has none, so that step runs with the develop step's setuptools.
-ST="$(mktemp -d)"
-trap 'rm -f "$REQ"; rm -rf "$ST"' EXIT
-$PIP install -q --no-deps --target "$ST" "$DEVELOP_ST"
+$PIP install -q --no-deps --target "$ST" -r "$ROOT/requirements/develop.txt"
 PYTHONPATH="$ST" $PIP download -q -d "$DIR" --no-deps \
     --no-build-isolation --no-binary mmcv "mmcv==2.1.0"
 echo "$(ls "$DIR" | wc -l) files in $DIR"

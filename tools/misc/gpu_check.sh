@@ -64,7 +64,7 @@ step() {  # step NAME LIMIT_S CMD...: run, keep the log, note the outcome
 "$PY" - >"$OUT/env.md" 2>&1 <<'PYEOF'
 import torch, torchvision, mmcv, mmengine, gppf_mm
 from gppf_mm.upstream import compiled_ops_available
-import platform, sys
+import platform
 if torch.cuda.is_available():
     print(f'- device: {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}')
 else:
